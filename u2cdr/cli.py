@@ -1,0 +1,185 @@
+"""The ``u2cdr`` command: run | show | table | list."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmengine.config import DictAction
+
+from u2cdr.registry import REGISTRIES, ConfigError
+
+EXIT_CONFIG_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="grid config (.py, .yaml or .json)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        metavar="KEY=VALUE",
+                        help="override config keys, e.g. seeds=[2024] 'methods=[instdisc]'")
+    parser.add_argument("--work-dir", help="where results go (overrides the config's work_dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="u2cdr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run every unfinished cell of a grid, then write tables")
+    _add_config_arguments(run)
+    run.add_argument("--dry-run", action="store_true", help="check the config and list the cells")
+    run.add_argument("--launcher", default="local", choices=["local", "inline"],
+                     help="local: one subprocess per cell (default); inline: this process")
+    run.add_argument("--device", help="cpu or cuda (overrides the config's device)")
+
+    show = commands.add_parser("show", help="print the expanded grid with each cell's state")
+    _add_config_arguments(show)
+
+    table = commands.add_parser("table", help="paper-layout tables from a work dir's results")
+    table.add_argument("work_dir")
+    table.add_argument("--format", choices=["md", "latex"], default="md")
+    table.add_argument("--paper", action="store_true", help="add the published numbers")
+    table.add_argument("--delta", action="store_true", help="with --paper: ours − paper")
+    table.add_argument("--out", help="write to this file instead of printing")
+
+    listing = commands.add_parser("list", help="registered components")
+    listing.add_argument("kind", choices=sorted(REGISTRIES))
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from u2cdr.engine.config import load_grid_config
+    from u2cdr.engine.grid import expand_grid
+    from u2cdr.registry import import_all_components
+
+    cfg = load_grid_config(args.config, args.cfg_options)
+    import_all_components()
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    return cfg, expand_grid(cfg)
+
+
+def _print_cells(cells, work_dir: Path) -> None:
+    from collections import Counter
+
+    from u2cdr.engine.store import cell_state
+
+    states = Counter()
+    for cell in cells:
+        state = cell_state(work_dir / cell.relative_dir, cell.key)
+        states[state] += 1
+        print(f"{state:8s} {cell.key[:8]}  {cell.label}")
+    print(f"{len(cells)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from u2cdr.engine.config import custom_import_names
+    from u2cdr.engine.grid import check_methods_build
+    from u2cdr.engine.runner import run_cells
+
+    cfg, cells = _load(args)
+    device = args.device or cfg.device
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ConfigError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {device!r} was asked for but torch sees no CUDA device; "
+                          f"use --device cpu")
+    check_methods_build(cfg, device)
+    work_dir = Path(cfg.work_dir).resolve()
+    if args.dry_run:
+        _print_cells(cells, work_dir)
+        return 0
+    check_data_available(cfg)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(work_dir / "grid_config.py"))
+    print(f"u2cdr: {len(cells)} cells, work dir {work_dir}", file=sys.stderr)
+    summary = run_cells(cells, work_dir, launcher=args.launcher, device=device,
+                        custom_imports=custom_import_names(cfg), cell_timeout=cfg.cell_timeout)
+    print(f"u2cdr: {summary.line()}", file=sys.stderr)
+    for label, error, log in summary.failures:
+        print(f"  failed: {label}\n    {error}\n    log: {log}", file=sys.stderr)
+    _write_and_print_tables(work_dir)
+    return 1 if summary.failures else 0
+
+
+def check_data_available(cfg) -> None:
+    """Load every dataset once before any cell runs: missing data stops the run at once.
+
+    It also builds the on-disk caches in one process, so cell processes only read them.
+    """
+    from u2cdr.engine.grid import resolve_datasets
+    from u2cdr.registry import DATASETS, build
+
+    for name, dataset_cfg, _ in resolve_datasets(cfg):
+        dataset = build(DATASETS, dataset_cfg, f"datasets ({name})")
+        try:
+            dataset.load()
+        except (FileNotFoundError, ConnectionError, OSError, ValueError) as error:
+            raise ConfigError(f"datasets ({name}): the data cannot be loaded: {error}") from error
+
+
+def _write_and_print_tables(work_dir: Path) -> None:
+    from u2cdr.tables import build_tables, load_records, render_markdown, write_tables
+
+    try:
+        written = write_tables(work_dir)
+        print(render_markdown(build_tables(load_records(work_dir))))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"u2cdr: no tables yet ({error})", file=sys.stderr)
+        return
+    print(f"u2cdr: tables written to {written[0].parent if written else work_dir}", file=sys.stderr)
+
+
+def command_show(args: argparse.Namespace) -> int:
+    cfg, cells = _load(args)
+    _print_cells(cells, Path(cfg.work_dir).resolve())
+    return 0
+
+
+def command_table(args: argparse.Namespace) -> int:
+    from u2cdr.tables import build_tables, load_records, render_latex, render_markdown
+
+    tables = build_tables(load_records(Path(args.work_dir)), paper=args.paper, delta=args.delta)
+    text = render_markdown(tables) if args.format == "md" else render_latex(tables)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"u2cdr: wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from u2cdr.registry import registered_names
+
+    registry = REGISTRIES[args.kind]
+    for name in registered_names(registry):
+        cls = registry.module_dict[name]
+        summary = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name:20s} {summary[0] if summary else ''}")
+    return 0
+
+
+COMMANDS = {"run": command_run, "show": command_show, "table": command_table, "list": command_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as error:
+        print(f"u2cdr: config error: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except FileNotFoundError as error:
+        print(f"u2cdr: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:
+        print("\nu2cdr: interrupted; finished cells are kept, rerun the same command to go on",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The two domains of one grid cell, as a method sees them.
+
+A ``DomainPair`` is what ``Method.fit`` receives: the query domain (A) and the gallery domain
+(B) with the scenario's classes already removed, one global class-name → id map, the
+dataset's train/eval transforms, and a sampler of paired (A, B) batches with instance indices
+(memory banks are indexed by them).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Transform = Callable[[Any], torch.Tensor]
+
+
+class IndexedImages(Dataset):
+    """``(image_tensor, index)`` pairs of one domain under one transform."""
+
+    def __init__(self, hf_dataset: Any, transform: Transform) -> None:
+        self.hf_dataset = hf_dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.hf_dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.hf_dataset[int(index)]["image"]), int(index)
+
+
+@dataclass
+class DomainData:
+    """One domain of a cell: its images (an HF ``Dataset``), global labels and transforms.
+
+    ``labels`` are ids in the dataset's global class map; they are for evaluation only — a
+    method that reads them must declare ``uses_labels = True``.
+    """
+
+    name: str
+    hf_dataset: Any
+    labels: np.ndarray
+    train_transform: Transform
+    eval_transform: Transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images(self, train: bool = False) -> IndexedImages:
+        """The domain's images under the train (augmenting) or eval transform."""
+        return IndexedImages(self.hf_dataset, self.train_transform if train else self.eval_transform)
+
+    def eval_loader(self, batch_size: int = 256, num_workers: int = 0) -> DataLoader:
+        """Images in dataset order under the eval transform, for ``Method.embed``."""
+        return DataLoader(self.images(train=False), batch_size=batch_size, shuffle=False,
+                          num_workers=num_workers)
+
+
+@dataclass
+class DomainPair:
+    """Query domain A and gallery domain B of one (dataset, query, gallery, scenario, seed)."""
+
+    dataset: str
+    query: DomainData
+    gallery: DomainData
+    class_names: list[str]
+    scenario: str
+    split: dict = field(default_factory=dict)
+
+    def paired_batches(self, batch_size: int, generator: torch.Generator, train: bool = True,
+                       num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor,
+                                                               torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(x_a, idx_a, x_b, idx_b)`` batches, ``batch_size`` from each domain.
+
+        UCDIR's convention: an epoch covers the larger domain once; the smaller one is drawn
+        again at random to fill the epoch, so both domains appear in every step.
+        """
+        steps = math.ceil(max(len(self.query), len(self.gallery)) / batch_size)
+        order_a = _epoch_order(len(self.query), steps * batch_size, generator)
+        order_b = _epoch_order(len(self.gallery), steps * batch_size, generator)
+        loader_a = DataLoader(self.query.images(train), batch_size=batch_size,
+                              sampler=order_a.tolist(), num_workers=num_workers)
+        loader_b = DataLoader(self.gallery.images(train), batch_size=batch_size,
+                              sampler=order_b.tolist(), num_workers=num_workers)
+        for (x_a, idx_a), (x_b, idx_b) in zip(loader_a, loader_b):
+            yield x_a, idx_a, x_b, idx_b
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(max(len(self.query), len(self.gallery)) / batch_size)
+
+
+def _epoch_order(size: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """Shuffled permutations of ``range(size)`` concatenated and cut to ``length``."""
+    repeats = math.ceil(length / size)
+    return torch.cat([torch.randperm(size, generator=generator) for _ in range(repeats)])[:length]

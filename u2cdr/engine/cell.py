@@ -1,0 +1,170 @@
+"""Running one grid cell: data → fit → embed → (detect private) → evaluate → record.
+
+Run as ``python -m u2cdr.engine.cell CELL_DIR`` by the local launcher, so a crash, an
+out-of-memory kill or a leak stays inside its cell; the inline launcher calls ``run_cell``.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from u2cdr.engine.store import RESULT_FILE, read_json, write_json_atomic, write_status
+
+CELL_SPEC_FILE = "cell.json"
+LOG_FILE = "log.txt"
+logger = logging.getLogger("u2cdr")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch so the same config and seed give the same result."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def split_path(work_dir: Path, spec: dict) -> Path:
+    """Where the cell's class split lives: shared by every method of the same split."""
+    return (work_dir / "splits" / spec["dataset"] / f"{spec['query']}__{spec['gallery']}"
+            / f"{spec['scenario']}-seed{spec['seed']}.json")
+
+
+def _check_features(features: np.ndarray, count: int, role: str, method: str) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] != count:
+        raise ValueError(f"{method}.embed returned shape {features.shape} for the {role} domain; "
+                         f"expected [{count}, D]")
+    if not np.isfinite(features).all():
+        raise ValueError(f"{method}.embed returned non-finite features for the {role} domain")
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def skipped_record(spec: dict, reason: str, method_cls: type) -> dict:
+    """The record of a cell a method cannot run; tables print it as n/a."""
+    from u2cdr.engine.provenance import provenance
+    from u2cdr.registry import PROTOCOLS, build
+
+    protocol = build(PROTOCOLS, spec["protocol_cfg"], "evaluation")
+    return {**_identity(spec), "status": "skipped", "skip_reason": reason, "metrics": {},
+            "family": method_cls.family, "uses_labels": bool(method_cls.uses_labels),
+            "method_cfg": spec["method_cfg"], "protocol": protocol.describe(), **provenance()}
+
+
+def _identity(spec: dict) -> dict:
+    return {key: spec[key] for key in ("key", "method", "dataset", "query", "gallery",
+                                       "scenario", "seed")}
+
+
+def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
+             custom_imports: list[str] | None = None) -> dict:
+    """Train, embed and score one cell; write ``result.json`` last and return the record."""
+    from u2cdr.data.build import build_pair
+    from u2cdr.engine.provenance import provenance
+    from u2cdr.evaluation.open_set import detect_private_generic
+    from u2cdr.registry import DATASETS, METHODS, PROTOCOLS, build, import_all_components
+
+    for module in custom_imports or []:
+        importlib.import_module(module)
+    import_all_components()
+    started = time.time()
+    seed_everything(spec["seed"])
+    dataset = build(DATASETS, spec["dataset_cfg"], f"dataset {spec['dataset']}")
+    pair = build_pair(dataset, spec["query"], spec["gallery"], spec["scenario"], spec["seed"],
+                      split_path(work_dir, spec))
+    logger.info("data: %s %s (%d images) → %s (%d images), scenario %s", spec["dataset"],
+                spec["query"], len(pair.query), spec["gallery"], len(pair.gallery), spec["scenario"])
+    method = build(METHODS, spec["method_cfg"], f"method {spec['method']}", device=device)
+    loaded = time.time()
+    method.fit(pair, cell_dir)
+    fitted = time.time()
+    query_features = _check_features(method.embed(pair.query), len(pair.query), "query", spec["method"])
+    gallery_features = _check_features(method.embed(pair.gallery), len(pair.gallery), "gallery",
+                                       spec["method"])
+    embedded = time.time()
+    private_pred, detector = None, None
+    if spec["scenario"] == "open":
+        private_pred = method.detect_private(query_features, gallery_features)
+        detector = "method"
+        if private_pred is None:
+            private_pred = detect_private_generic(query_features, gallery_features,
+                                                  distance=method.distance, seed=spec["seed"])
+            detector = f"generic (App. B.2: K-means on queries, max intra-cluster {method.distance} distance)"
+    protocol = build(PROTOCOLS, spec["protocol_cfg"], "evaluation")
+    metrics = protocol.evaluate(query_features, pair.query.labels, gallery_features,
+                                pair.gallery.labels, scenario=spec["scenario"],
+                                private_pred=private_pred)
+    finished = time.time()
+    record = {
+        **_identity(spec),
+        "status": "done",
+        "skip_reason": None,
+        "family": method.family,
+        "uses_labels": bool(method.uses_labels),
+        "metrics": {name: float(value) for name, value in metrics.items()},
+        "method_cfg": spec["method_cfg"],
+        "method_info": method.describe(),
+        "flags": method.describe().get("flags", {}),
+        "dataset_cfg": spec["dataset_cfg"],
+        "dataset_fingerprint": dataset.fingerprint(),
+        "split": pair.split,
+        "num_query": len(pair.query),
+        "num_gallery": len(pair.gallery),
+        "feature_dim": int(query_features.shape[1]),
+        "protocol": protocol.describe(),
+        "private_detector": detector,
+        "device": device,
+        "timings": {"load_s": loaded - started, "fit_s": fitted - loaded,
+                    "embed_s": embedded - fitted, "eval_s": finished - embedded,
+                    "total_s": finished - started},
+        **provenance(),
+    }
+    write_json_atomic(cell_dir / RESULT_FILE, record)
+    return record
+
+
+def attach_log_file(cell_dir: Path) -> logging.Handler:
+    """Send the ``u2cdr`` logger to the cell's ``log.txt`` (one file per cell)."""
+    handler = logging.FileHandler(cell_dir / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def execute(cell_dir: Path) -> int:
+    """Run the cell described in ``cell_dir/cell.json``; record a failure instead of raising."""
+    payload = read_json(cell_dir / CELL_SPEC_FILE)
+    if not isinstance(payload, dict):
+        print(f"u2cdr: cannot read {cell_dir / CELL_SPEC_FILE}", file=sys.stderr)
+        return 2
+    handler = attach_log_file(cell_dir)
+    spec = payload["spec"]
+    write_status(cell_dir, "running", key=spec["key"])
+    try:
+        record = run_cell(spec, cell_dir, Path(payload["work_dir"]), payload.get("device", "cpu"),
+                          payload.get("custom_imports"))
+    except KeyboardInterrupt:
+        write_status(cell_dir, "interrupted", key=spec["key"])
+        raise
+    except Exception as error:  # the grid goes on; the failure is recorded with its cause
+        logger.exception("cell failed")
+        write_status(cell_dir, "failed", key=spec["key"], error=f"{type(error).__name__}: {error}",
+                     traceback=traceback.format_exc()[-4000:])
+        return 1
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    write_status(cell_dir, "done", key=spec["key"], metrics=record["metrics"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(execute(Path(sys.argv[1])))

@@ -1,0 +1,86 @@
+"""Loading a grid config and checking its top-level keys before anything runs.
+
+A grid config is an mmengine ``Config`` (Python, YAML or JSON) with list-valued axes. Named
+pieces inherited from ``_base_`` files (``digits = dict(type='digits', ...)``, a
+``method_library``) may sit at top level too; any other unknown key is a typo and stops the run.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from mmengine.config import Config
+
+from u2cdr.registry import ConfigError, closest_name
+
+GRID_KEYS = {
+    "methods": "registered method names, names from `method_library`, or method config dicts",
+    "datasets": "dataset config dicts (each with its `pairs`) or names of dataset configs",
+    "scenarios": "any of 'closed', 'partial', 'open'",
+    "seeds": "integer seeds (the paper's: 2024, 2025, 2026)",
+    "evaluation": "the protocol config, e.g. dict(type='uem')",
+    "work_dir": "where runs, splits and tables are written",
+    "method_library": "named method configs that `methods` entries may refer to",
+    "device": "'cpu' or 'cuda'",
+    "exclude": "partial cell descriptions to leave out, e.g. [dict(method='uem', scenario='open')]",
+    "custom_imports": "mmengine's dict(imports=[...]) to register your own components",
+    "cell_timeout": "seconds a cell may run before it is stopped (None: no limit)",
+}
+DEFAULTS: dict[str, Any] = {
+    "scenarios": ["closed", "partial", "open"],
+    "seeds": [2024, 2025, 2026],
+    "evaluation": {"type": "uem"},
+    "work_dir": "work_dirs/default",
+    "method_library": {},
+    "device": "cpu",
+    "exclude": [],
+    "cell_timeout": None,
+}
+
+
+def load_grid_config(path: str | Path, cfg_options: dict | None = None) -> Config:
+    """Read a grid config, apply ``--cfg-options`` overrides and check its keys.
+
+    The config file's folder is put on ``sys.path`` first so that ``custom_imports`` can name a
+    module that sits beside the config (a user's own method file outside this repository).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    config_dir = str(path.resolve().parent)
+    if config_dir not in sys.path:
+        sys.path.insert(0, config_dir)
+    cfg = Config.fromfile(str(path))
+    if cfg_options:
+        for key in cfg_options:
+            _check_top_level_key(key.split(".")[0], cfg)
+        cfg.merge_from_dict(cfg_options)
+    for key, value in DEFAULTS.items():
+        if key not in cfg:
+            cfg[key] = value
+    for key in list(cfg.keys()):
+        _check_top_level_key(key, cfg)
+    for required in ("methods", "datasets"):
+        if not cfg.get(required):
+            raise ConfigError(f"{path}: the key `{required}` is missing or empty "
+                              f"({GRID_KEYS[required]})")
+    return cfg
+
+
+def _check_top_level_key(key: str, cfg: Config) -> None:
+    if key in GRID_KEYS or key.startswith("_"):
+        return
+    value = cfg.get(key)
+    if isinstance(value, dict) and "type" in value:
+        return  # a named component piece from a _base_ file, e.g. `digits = dict(type=...)`
+    hint = closest_name(key, list(GRID_KEYS))
+    suggestion = f" Did you mean {hint!r}?" if hint else ""
+    raise ConfigError(f"unknown config key {key!r}.{suggestion} Valid keys: {', '.join(GRID_KEYS)}")
+
+
+def custom_import_names(cfg: Config) -> list[str]:
+    """The module names listed in ``custom_imports`` (child processes import them again)."""
+    custom = cfg.get("custom_imports") or {}
+    imports: Sequence[str] | str = custom.get("imports", [])
+    return [imports] if isinstance(imports, str) else list(imports)

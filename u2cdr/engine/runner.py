@@ -1,0 +1,136 @@
+"""Running the cells of a grid: skip finished ones, claim, launch, record, go on.
+
+Launchers: ``local`` runs each cell in a fresh Python subprocess (a crash or a leak stays in
+its cell; the default), ``inline`` runs it in this process (for debugging). A failed cell is
+recorded and the grid continues; an interrupt leaves every finished ``result.json`` intact and
+the next ``u2cdr run`` repeats only unfinished cells.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from u2cdr.engine.cell import CELL_SPEC_FILE, LOG_FILE, execute, skipped_record
+from u2cdr.engine.grid import Cell
+from u2cdr.engine.store import (STATUS_FILE, claim, finished_record, heartbeat, read_json,
+                                release, write_json_atomic, write_status)
+from u2cdr.registry import METHODS, lookup
+
+LAUNCHERS = ("local", "inline")
+HEARTBEAT_SECONDS = 30.0
+
+
+@dataclass
+class GridSummary:
+    """Counts per outcome and the failures with their error and log path."""
+
+    counts: Counter = field(default_factory=Counter)
+    failures: list[tuple[str, str, Path]] = field(default_factory=list)
+
+    def line(self) -> str:
+        order = ("done", "skipped", "failed", "busy", "ran")
+        return ", ".join(f"{self.counts[k]} {k}" for k in order if self.counts[k])
+
+
+def _progress_disabled() -> bool:
+    return os.environ.get("U2CDR_NO_PROGRESS") == "1"
+
+
+def _launch_subprocess(cell_dir: Path, timeout: float | None) -> int:
+    """Run the cell in a child interpreter; its stdout goes to the cell's log."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+    with open(cell_dir / LOG_FILE, "a") as log:
+        child = subprocess.Popen([sys.executable, "-m", "u2cdr.engine.cell", str(cell_dir)],
+                                 stdout=log, stderr=subprocess.STDOUT if _progress_disabled() else None,
+                                 env=env)
+        started = last_beat = time.time()
+        try:
+            while True:
+                try:
+                    return child.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.time()
+                if now - last_beat > HEARTBEAT_SECONDS:
+                    heartbeat(cell_dir)
+                    last_beat = now
+                if timeout is not None and now - started > timeout:
+                    child.kill()
+                    child.wait()
+                    write_status(cell_dir, "failed", error=f"timed out after {timeout:.0f} s "
+                                                           f"(cell_timeout)")
+                    return 124
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+
+
+def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", device: str = "cpu",
+              custom_imports: list[str] | None = None, cell_timeout: float | None = None) -> GridSummary:
+    """Run every unfinished cell of ``cells`` under ``work_dir``; return what happened."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; valid choices: {', '.join(LAUNCHERS)}")
+    summary = GridSummary()
+    bar = tqdm(total=len(cells), desc="grid", unit="cell", disable=_progress_disabled(),
+               dynamic_ncols=True)
+    try:
+        for cell in cells:
+            cell_dir = work_dir / cell.relative_dir
+            record = finished_record(cell_dir, cell.key)
+            if record is None:
+                _run_one(cell, cell_dir, work_dir, launcher, device, custom_imports, cell_timeout,
+                         summary, bar)
+            else:
+                summary.counts[record["status"]] += 1
+            bar.update(1)
+            bar.set_postfix_str(summary.line())
+    finally:
+        bar.close()
+    return summary
+
+
+def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: str,
+             custom_imports: list[str] | None, cell_timeout: float | None, summary: GridSummary,
+             bar: tqdm) -> None:
+    method_cls = lookup(METHODS, cell.method_cfg["type"], cell.method)
+    if cell.scenario not in method_cls.supports:
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        reason = f"{cell.method} supports {sorted(method_cls.supports)}, not {cell.scenario!r}"
+        write_json_atomic(cell_dir / "result.json",
+                          skipped_record(cell.spec(), reason, method_cls))
+        summary.counts["skipped"] += 1
+        return
+    if not claim(cell_dir):
+        summary.counts["busy"] += 1
+        bar.write(f"busy (another runner holds it): {cell.label}")
+        return
+    try:
+        write_json_atomic(cell_dir / CELL_SPEC_FILE, {"spec": cell.spec(), "work_dir": str(work_dir),
+                                                      "device": device,
+                                                      "custom_imports": custom_imports or []})
+        bar.set_description_str(f"{cell.method} {cell.query}→{cell.gallery} {cell.scenario} "
+                                f"s{cell.seed}")
+        if launcher == "inline":
+            execute(cell_dir)
+        else:
+            _launch_subprocess(cell_dir, cell_timeout)
+    finally:
+        release(cell_dir)
+    record = finished_record(cell_dir, cell.key)
+    if record is not None:
+        summary.counts[record["status"]] += 1
+        return
+    status = read_json(cell_dir / STATUS_FILE) or {}
+    error = status.get("error") or "the cell process ended without a result (see its log)"
+    summary.counts["failed"] += 1
+    summary.failures.append((cell.label, error, cell_dir / LOG_FILE))
+    bar.write(f"FAILED {cell.label}: {error}\n  log: {cell_dir / LOG_FILE}")

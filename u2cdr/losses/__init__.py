@@ -1,0 +1,1 @@
+"""Losses shared by several methods, one ``nn.Module`` per file with its equation in the docstring."""

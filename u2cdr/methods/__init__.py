@@ -1,0 +1,1 @@
+"""Retrieval methods, one registered class per file."""
