@@ -86,7 +86,7 @@ def command_run(args: argparse.Namespace) -> int:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {device!r} was asked for but torch sees no CUDA device; "
                           f"use --device cpu")
-    check_methods_build(cfg, device)
+    check_methods_build(cfg, device, instantiate=not args.dry_run)
     work_dir = Path(cfg.work_dir).resolve()
     if args.dry_run:
         _print_cells(cells, work_dir)

@@ -2,7 +2,8 @@
 # scenarios, the paper's three seeds, every registered method (digits-sized variants).
 _base_ = ['../_base_/datasets/digits.py', '../_base_/methods/digits.py']
 
-methods = ['pretrained', 'instdisc']
+methods = ['pretrained', 'instdisc', 'cds', 'pcs', 'darl', 'dn2a', 'ucdir', 'coda', 'dgdir',
+           'protoot']
 datasets = [
     dict(type='digits', pairs=[('mnist', 'uci'), ('uci', 'mnist'), ('mnist', 'printed'),
                                ('printed', 'mnist'), ('uci', 'printed'), ('printed', 'uci')]),

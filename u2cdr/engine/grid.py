@@ -23,7 +23,7 @@ from mmengine.config import Config
 
 from u2cdr.methods.base import SCENARIOS
 from u2cdr.registry import (BACKBONES, DATASETS, METHODS, PROTOCOLS, ConfigError, build,
-                            closest_name, lookup)
+                            check_arguments, closest_name, lookup)
 
 # Config keys that say where data lives or how memory is spent, not what a cell computes
 # (left out of cell keys).
@@ -223,7 +223,22 @@ def expand_grid(cfg: Config) -> list[Cell]:
     return cells
 
 
-def check_methods_build(cfg: Config, device: str) -> None:
-    """Build every method once (cheap: no data) so a bad nested key fails before training."""
+def check_methods_build(cfg: Config, device: str, instantiate: bool = True) -> None:
+    """Check every method config before training, so a bad nested key fails at once.
+
+    With ``instantiate`` each method is built (cheap: no data), which also opens checkpoint
+    files; without it (``--dry-run`` on a machine without the weights) only the keys of the
+    method and of its nested components are checked against their signatures.
+    """
     for index, (name, method_cfg) in enumerate(resolve_methods(cfg)):
-        build(METHODS, method_cfg, f"methods[{index}] ({name})", device=device)
+        path = f"methods[{index}] ({name})"
+        if instantiate:
+            build(METHODS, method_cfg, path, device=device)
+            continue
+        check_arguments(lookup(METHODS, method_cfg["type"], path), {**method_cfg, "device": device},
+                        path)
+        for key, nested_registry in NESTED_REGISTRIES.items():
+            nested = method_cfg.get(key)
+            if isinstance(nested, dict) and "type" in nested:
+                check_arguments(lookup(nested_registry, nested["type"], f"{path}.{key}"),
+                                nested, f"{path}.{key}")

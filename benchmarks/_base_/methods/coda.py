@@ -1,0 +1,40 @@
+# CoDA (Wang, Peng, Yan, Hu, AAAI 2023) at paper scale: its released settings (wangxu-scu/CoDA,
+# train_udar_oh_coda.py, network.py, shells/run_coda.sh): 512-d normalised linear embedding,
+# lr 3e-3 (cosine-annealed here; the code keeps it constant), SGD momentum 0.9, weight decay 1e-5,
+# batch 16 per domain, bank momentum 0.95, 20 epochs (pretrain_epoch), classifiers at lr 1e-4,
+# self-matching tau 0.01, L1 classifier alignment with lambda 0.01 (argparse default; run_coda.sh
+# passes 0.0), K-means once before training at cluster_num x (1, 2, 3, 4).
+# cluster_num is about 1.5x the class count in CoDA's scripts: 100 for Office-Home (65 classes),
+# 50 for Office-31 (31); use 10 for DomainNet-7. Initial model: UEM's ResNet-50 from ImageNet
+# MoCo-v2 (CoDA itself starts from supervised ImageNet weights); its 128-d MLP head does not fit
+# the 512-d linear layer and is dropped.
+coda = dict(
+    type='coda',
+    backbone=dict(type='resnet50', in_channels=3,
+                  checkpoint='checkpoints/moco_v2_800ep_pretrain.pth.tar'),
+    head='linear',
+    low_dim=512,
+    epochs=20,
+    batch_size=16,
+    lr=3e-3,
+    momentum=0.9,
+    weight_decay=1e-5,
+    bank_momentum=0.95,
+    renormalize_bank=True,
+    num_clusters=100,
+    cluster_multiples=[1, 2, 3, 4],
+    kmeans_iterations=40,
+    joint_init=True,
+    recluster_every=0,
+    head_lr=1e-4,
+    self_matching_temperature=0.01,
+    student_temperature=1.0,
+    self_matching_weight=1.0,
+    cross_domain_weight=0.01,
+    alignment_norm='l1',
+    alignment_softmax=False,
+    private_detection='classifier',
+    detection_head=0,
+    embedding='head',
+    num_workers=4,
+)

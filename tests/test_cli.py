@@ -1,0 +1,68 @@
+"""The `u2cdr` command: list, show, table, and config errors that stop before any training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from u2cdr.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = str(REPO / "benchmarks" / "default.py")
+FAKE_RUNS = REPO / "tests" / "tables" / "data"
+
+
+def test_list_shows_registered_components_with_their_summary(capsys) -> None:
+    assert main(["list", "methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert {"pretrained", "instdisc"} <= set(names)
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)  # every one has a summary
+    assert main(["list", "datasets"]) == 0
+    assert {"digits", "office31", "office_home", "domainnet7"} <= {
+        line.split()[0] for line in capsys.readouterr().out.splitlines()}
+
+
+def test_show_and_dry_run_list_every_cell_with_its_state(capsys, tmp_path) -> None:
+    assert main(["show", DEFAULT, "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 cells: 12 pending" in out
+    assert main(["run", DEFAULT, "--dry-run", "--work-dir", str(tmp_path),
+                 "--cfg-options", "seeds=[2024,2025]", "scenarios=[open]"]) == 0
+    out = capsys.readouterr().out
+    assert "8 cells: 8 pending" in out and "open" in out
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_config_errors_exit_with_a_named_problem(capsys) -> None:
+    assert main(["run", DEFAULT, "--cfg-options", "methods=[instdics]"]) == 2
+    assert "Did you mean 'instdisc'" in capsys.readouterr().err
+    assert main(["run", DEFAULT, "--cfg-options", "seed=[1]"]) == 2
+    assert "unknown config key 'seed'" in capsys.readouterr().err
+    assert main(["run", str(REPO / "benchmarks" / "missing.py")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_a_missing_dataset_stops_the_run_before_training(tmp_path, capsys) -> None:
+    config = tmp_path / "grid.py"
+    config.write_text(
+        "methods = [dict(type='pretrained', backbone=dict(type='resnet18'))]\n"
+        f"datasets = [dict(type='office31', root='{tmp_path / 'nowhere'}', "
+        "pairs=[('amazon', 'dslr')])]\n"
+        f"scenarios = ['closed']\nseeds = [2024]\nwork_dir = '{tmp_path / 'work'}'\n")
+    assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "office31" in err and "does not exist" in err and "ROOT/<domain>/<class>" in err
+    assert not (tmp_path / "work" / "runs").exists()
+
+
+@pytest.mark.parametrize("fmt, marker", [("md", "| Method"), ("latex", "\\toprule")])
+def test_table_writes_markdown_or_latex(tmp_path, fmt: str, marker: str) -> None:
+    out = tmp_path / f"tables.{fmt}"
+    assert main(["table", str(FAKE_RUNS), "--format", fmt, "--out", str(out)]) == 0
+    assert marker in out.read_text()
+
+
+def test_table_of_an_empty_work_dir_says_why(tmp_path, capsys) -> None:
+    assert main(["table", str(tmp_path)]) == 2
+    assert "no runs folder" in capsys.readouterr().err
