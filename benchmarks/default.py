@@ -3,7 +3,7 @@
 # the three scenarios, one seed, every method cheap enough for 2 CPU cores in < 15 minutes.
 _base_ = ['./_base_/datasets/digits.py', './_base_/methods/digits.py']
 
-methods = ['pretrained', 'instdisc']
+methods = ['pretrained', 'instdisc', 'uem']
 datasets = ['digits']
 scenarios = ['closed', 'partial', 'open']
 seeds = [2024]

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", choices=["md", "latex"], default="md")
     table.add_argument("--paper", action="store_true", help="add the published numbers")
     table.add_argument("--delta", action="store_true", help="with --paper: ours − paper")
+    table.add_argument("--layout", choices=["pairs", "ablation"], default="pairs",
+                       help="pairs: one table per dataset and scenario (default); ablation: "
+                            "UEM's ablation variants as the paper's Table 4")
     table.add_argument("--out", help="write to this file instead of printing")
 
     listing = commands.add_parser("list", help="registered components")
@@ -140,8 +143,19 @@ def command_show(args: argparse.Namespace) -> int:
 
 def command_table(args: argparse.Namespace) -> int:
     from u2cdr.tables import build_tables, load_records, render_latex, render_markdown
+    from u2cdr.tables.ablation import build_ablation_table
 
-    tables = build_tables(load_records(Path(args.work_dir)), paper=args.paper, delta=args.delta)
+    if args.layout == "ablation" and args.delta:
+        raise ConfigError("--delta works with --layout pairs only")
+    records = load_records(Path(args.work_dir))
+    if args.layout == "ablation":
+        try:
+            tables = [build_ablation_table(records, paper=args.paper)]
+        except ValueError as error:
+            print(f"u2cdr: {error}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+    else:
+        tables = build_tables(records, paper=args.paper, delta=args.delta)
     text = render_markdown(tables) if args.format == "md" else render_latex(tables)
     if args.out:
         Path(args.out).write_text(text)

@@ -3,7 +3,7 @@
 _base_ = ['../_base_/datasets/digits.py', '../_base_/methods/digits.py']
 
 methods = ['pretrained', 'instdisc', 'cds', 'pcs', 'darl', 'dn2a', 'ucdir', 'coda', 'dgdir',
-           'protoot']
+           'protoot', 'uem']
 datasets = [
     dict(type='digits', pairs=[('mnist', 'uci'), ('uci', 'mnist'), ('mnist', 'printed'),
                                ('printed', 'mnist'), ('uci', 'printed'), ('printed', 'uci')]),

@@ -22,7 +22,8 @@ def write_config(tmp_path: Path, body: str, name: str = "grid.py") -> Path:
 
 def test_default_grid_expands_to_methods_pairs_scenarios_seeds() -> None:
     cells = expand_grid(load_grid_config(DEFAULT))
-    assert len(cells) == 2 * 2 * 3 * 1
+    assert len(cells) == 3 * 2 * 3 * 1  # pretrained, instdisc, uem × 2 pairs × 3 scenarios × 1 seed
+    assert {c.method for c in cells} == {"pretrained", "instdisc", "uem"}
     assert {(c.query, c.gallery) for c in cells} == {("mnist", "uci"), ("uci", "mnist")}
     assert {c.scenario for c in cells} == {"closed", "partial", "open"}
     assert len({c.key for c in cells}) == len(cells)
@@ -95,7 +96,8 @@ def test_yaml_config_is_accepted(tmp_path: Path) -> None:
 
 
 def test_exclude_removes_matching_cells() -> None:
+    everything = expand_grid(load_grid_config(DEFAULT))
     cfg = load_grid_config(DEFAULT, {"exclude": [{"method": "pretrained", "scenario": "open"}]})
     cells = expand_grid(cfg)
-    assert len(cells) == 12 - 2
+    assert len(cells) == len(everything) - 2  # pretrained × open × 2 pairs
     assert not any(c.method == "pretrained" and c.scenario == "open" for c in cells)

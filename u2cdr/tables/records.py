@@ -20,7 +20,7 @@ from u2cdr.tables.labels import SCENARIOS
 RESULT_FILE = "result.json"
 RECORD_STATUSES = ("done", "skipped")
 REQUIRED_FIELDS = ("status", "method", "dataset", "query", "gallery", "scenario", "seed")
-TIDY_COLUMNS = ("method", "family", "uses_labels", "dataset", "query", "gallery", "scenario",
+TIDY_COLUMNS = ("method", "method_type", "family", "uses_labels", "dataset", "query", "gallery", "scenario",
                 "seed", "metric", "value", "status", "skip_reason", "protocol", "flags", "key",
                 "path")
 
@@ -60,10 +60,19 @@ def _problem(record: Any) -> str | None:
     return None
 
 
+def _method_type(record: dict) -> str:
+    """``method_cfg.type`` of the record, or its grid name when the config is not recorded."""
+    method_cfg = record.get("method_cfg")
+    method_type = method_cfg.get("type") if isinstance(method_cfg, dict) else None
+    return method_type if isinstance(method_type, str) else str(record["method"])
+
+
 def _tidy_rows(record: dict, path: Path) -> list[dict]:
     """One row per finite metric; a record without metrics (a skipped cell) keeps one row."""
     identity = {
         "method": str(record["method"]),
+        # The registered class behind the grid name (a grid may rename, e.g. 'uem_dn' → 'uem').
+        "method_type": _method_type(record),
         "family": record.get("family"),
         "uses_labels": record.get("uses_labels"),
         "dataset": str(record["dataset"]),
