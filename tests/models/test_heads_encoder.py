@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from u2cdr.models.encoder import Encoder, embed_loader
+from u2cdr.models.encoder import Encoder, describe_encoder, embed_loader
 from u2cdr.models.heads import ProjectionHead
 from u2cdr.models.small_cnn import SmallCNN
 
@@ -68,3 +68,12 @@ def test_embed_loader_uses_eval_mode_keeps_order_and_restores_mode() -> None:
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     normalized = embed_loader(model, loader, "cpu", normalize=True)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), np.ones(10), rtol=1e-5)
+
+
+def test_describe_encoder_reports_the_width_of_the_retrieved_layer() -> None:
+    encoder = Encoder(SmallCNN(in_channels=1, width=8), head="mlp", low_dim=16)
+    head = describe_encoder(encoder, {"type": "small_cnn"}, "head")
+    backbone = describe_encoder(encoder, {"type": "small_cnn"}, "backbone")
+    assert head["feature_dim"] == 16 and head["embedding"] == "head"
+    assert backbone["feature_dim"] == encoder.backbone.out_dim != 16
+    assert head["checkpoint"] == {"checkpoint": None} and head["head"] == "mlp"

@@ -55,7 +55,7 @@ from u2cdr.methods._trainer import (GeneratorState, LossMeter, check_finite, cos
                                     progress_bar, resolve_device, run_epochs, set_lr)
 from u2cdr.methods.base import Method
 from u2cdr.models.domain_classifier import DomainClassifier
-from u2cdr.models.encoder import EMBEDDINGS, Encoder, embed_loader
+from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_loader
 from u2cdr.models.feature_queue import FeatureQueue
 from u2cdr.models.momentum import momentum_copy, momentum_update
 from u2cdr.registry import BACKBONES, METHODS, build
@@ -228,14 +228,7 @@ class DARL(Method):
 
     def describe(self) -> dict:
         return {
-            "backbone": self.backbone_cfg,
-            "checkpoint": getattr(self.encoder.backbone, "checkpoint_report", {"checkpoint": None}),
-            "head": self.encoder.head.kind,
-            "head_loaded_from_checkpoint": self.encoder.head_loaded,
-            "embedding": self.embedding,
-            "feature_dim": (self.encoder.out_dim if self.embedding == "head"
-                            else self.encoder.backbone.out_dim),
-            "normalized": True,
+            **describe_encoder(self.encoder, self.backbone_cfg, self.embedding),
             "distance": self.distance,
             "queue_sizes": {domain: len(queue.entries) for domain, queue in self.queues.items()},
             "gap_decisions": {

@@ -61,7 +61,7 @@ from u2cdr.losses.neighbour_nce import NeighbourNCE
 from u2cdr.methods._trainer import (GeneratorState, LossMeter, check_finite, cosine_lr, make_sgd,
                                     progress_bar, resolve_device, run_epochs, set_lr)
 from u2cdr.methods.base import Method
-from u2cdr.models.encoder import EMBEDDINGS, Encoder, embed_loader
+from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_loader
 from u2cdr.models.memory_bank import MomentumMemoryBank
 from u2cdr.registry import BACKBONES, METHODS, build
 
@@ -332,14 +332,7 @@ class DN2A(Method):
 
     def describe(self) -> dict:
         return {
-            "backbone": self.backbone_cfg,
-            "checkpoint": getattr(self.encoder.backbone, "checkpoint_report", {"checkpoint": None}),
-            "head": self.encoder.head.kind,
-            "head_loaded_from_checkpoint": self.encoder.head_loaded,
-            "embedding": self.embedding,
-            "feature_dim": (self.encoder.out_dim if self.embedding == "head"
-                            else self.encoder.backbone.out_dim),
-            "normalized": True,
+            **describe_encoder(self.encoder, self.backbone_cfg, self.embedding),
             "distance": self.distance,
             "gap_decisions": {
                 "support_set": "each domain's momentum memory bank (whole domain, β "

@@ -26,7 +26,7 @@ from u2cdr.losses.instance_nce import InstanceNCE
 from u2cdr.methods._trainer import (GeneratorState, LossMeter, check_finite, cosine_lr, make_sgd,
                                     progress_bar, resolve_device, run_epochs, set_lr)
 from u2cdr.methods.base import Method
-from u2cdr.models.encoder import EMBEDDINGS, Encoder, embed_loader
+from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_loader
 from u2cdr.models.memory_bank import MomentumMemoryBank
 from u2cdr.registry import BACKBONES, METHODS, build
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("u2cdr")
 
 @METHODS.register_module(name="instdisc")
 class InstDisc(Method):
-    """Instance discrimination per domain against momentum memory banks.
+    """Instance discrimination per domain against momentum memory banks (NPID, Wu et al., CVPR 2018).
 
     The defaults are for training from random initialisation (NPID: lr 0.03, weight decay
     5e-4, τ 0.07); ``benchmarks/_base_/methods/instdisc.py`` sets UEM's MoCo-v2-initialised
@@ -146,14 +146,7 @@ class InstDisc(Method):
 
     def describe(self) -> dict:
         return {
-            "backbone": self.backbone_cfg,
-            "checkpoint": getattr(self.encoder.backbone, "checkpoint_report", {"checkpoint": None}),
-            "head": self.encoder.head.kind,
-            "head_loaded_from_checkpoint": self.encoder.head_loaded,
-            "embedding": self.embedding,
-            "feature_dim": (self.encoder.out_dim if self.embedding == "head"
-                            else self.encoder.backbone.out_dim),
-            "normalized": True,
+            **describe_encoder(self.encoder, self.backbone_cfg, self.embedding),
             "gap_decisions": {
                 "negatives": f"{self.instance_nce.negatives} (Eq. 6 text 'all other instances' = "
                              "whole bank; printed sum over the batch = 'batch')",

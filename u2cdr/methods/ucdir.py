@@ -65,7 +65,7 @@ from u2cdr.methods._trainer import (GeneratorState, LossMeter, check_finite, cos
 from u2cdr.methods.base import Method
 from u2cdr.models.cluster_count import resolve_num_clusters
 from u2cdr.models.clustering import kmeans
-from u2cdr.models.encoder import EMBEDDINGS, Encoder, embed_loader
+from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_loader
 from u2cdr.models.memory_bank import MomentumMemoryBank
 from u2cdr.models.momentum import momentum_copy, momentum_update
 from u2cdr.registry import BACKBONES, METHODS, build
@@ -350,15 +350,8 @@ class MomentumContrastMethod(Method):
 
     def describe(self) -> dict:
         return {
-            "backbone": self.backbone_cfg,
-            "checkpoint": getattr(self.encoder.backbone, "checkpoint_report", {"checkpoint": None}),
-            "head": self.encoder.head.kind,
-            "head_loaded_from_checkpoint": self.encoder.head_loaded,
-            "embedding": self.embedding,
+            **describe_encoder(self.encoder, self.backbone_cfg, self.embedding),
             "embed_encoder": self.embed_encoder,
-            "feature_dim": (self.encoder.out_dim if self.embedding == "head"
-                            else self.encoder.backbone.out_dim),
-            "normalized": True,
             "distance": self.distance,
             "flags": {"num_clusters": self.num_clusters},
             "num_clusters_resolved": self.resolved_clusters(),

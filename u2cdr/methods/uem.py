@@ -45,7 +45,7 @@ from u2cdr.methods.base import Method
 from u2cdr.methods.uem_open_set import detect_private_uem
 from u2cdr.methods.uem_prototypes import EpochPrototypes, PrototypeBuilder, faiss_threads
 from u2cdr.models.domain_classifier import DomainClassifier
-from u2cdr.models.encoder import EMBEDDINGS, Encoder, embed_loader
+from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_loader
 from u2cdr.models.grl import dann_coefficient
 from u2cdr.models.memory_bank import MomentumMemoryBank
 from u2cdr.models.momentum import momentum_copy
@@ -380,14 +380,7 @@ class UEM(Method):
         opt = self.options
         flags = {"num_clusters": "oracle"} if opt["num_clusters"] == "oracle" else {}
         return {
-            "backbone": self.backbone_cfg,
-            "checkpoint": getattr(self.encoder.backbone, "checkpoint_report", {"checkpoint": None}),
-            "head": self.encoder.head.kind,
-            "head_loaded_from_checkpoint": self.encoder.head_loaded,
-            "embedding": opt["embedding"],
-            "feature_dim": (self.encoder.out_dim if opt["embedding"] == "head"
-                            else self.encoder.backbone.out_dim),
-            "normalized": True,
+            **describe_encoder(self.encoder, self.backbone_cfg, opt["embedding"]),
             "retrieval_distance": "euclidean on L2-normalised features (ranks like App. B's δ)",
             "retrieval_space": opt["retrieval_space"],
             "options": dict(opt),

@@ -83,3 +83,20 @@ def embed_loader(model: nn.Module, loader: DataLoader, device: str | torch.devic
     if not chunks:
         raise ValueError("embed_loader got an empty loader; the domain has no images")
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
+
+
+def describe_encoder(encoder: Encoder, backbone_cfg: dict, embedding: str) -> dict:
+    """The feature facts every encoder-based method writes into its record.
+
+    One place, so that the keys a reader of ``result.json`` looks for (which checkpoint, which
+    head, which layer is retrieved and its width) mean the same for every method.
+    """
+    return {
+        "backbone": backbone_cfg,
+        "checkpoint": getattr(encoder.backbone, "checkpoint_report", {"checkpoint": None}),
+        "head": encoder.head.kind,
+        "head_loaded_from_checkpoint": encoder.head_loaded,
+        "embedding": embedding,
+        "feature_dim": encoder.out_dim if embedding == "head" else encoder.backbone.out_dim,
+        "normalized": True,
+    }
