@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from u2cdr.registry import REGISTRIES, ConfigError
+from u2cdr.registry import REGISTRIES, ConfigError, MissingExtraError
 
 EXIT_CONFIG_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"u2cdr: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except FileNotFoundError as error:
+    except (FileNotFoundError, MissingExtraError) as error:
         print(f"u2cdr: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:

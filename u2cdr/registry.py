@@ -37,6 +37,10 @@ class ConfigError(ValueError):
     """A config that cannot be built; the message names the offending key."""
 
 
+class MissingExtraError(ModuleNotFoundError):
+    """A component needs an optional extra that is not installed; the message says which."""
+
+
 def import_all_components() -> None:
     """Import every module under the component packages once, so decorators register."""
     global _imported
