@@ -80,7 +80,9 @@ def test_open_table_bolds_map_and_acc_separately(plain_tables: list[Table]) -> N
     assert instdisc.parts == (Part("61.0±1.4", "second"), Part("72.0±2.8", "best"))
     assert table.frame.loc["ucdir"].tolist() == ["n/a", "n/a"]
     assert [note.text for note in table.footnotes] == [
-        "n/a = not run (ucdir: ucdir supports closed, partial only)."]
+        "n/a = not run (ucdir: ucdir supports closed, partial only).",
+        "False-reject rate (% of shared-class queries flagged private; lower is better), mean "
+        "over pairs: instdisc 12.5."]
     assert "shared-set mAP@All / open-set accuracy" in table.caption
 
 
@@ -139,3 +141,23 @@ def test_protocols_get_separate_tables(make_records) -> None:
 def test_records_without_needed_columns_are_refused(make_records) -> None:
     with pytest.raises(ValueError, match=r"records lack column\(s\) \['flags'\]"):
         build_tables(make_records(dict()).drop(columns=["flags"]))
+
+
+def test_open_tables_note_each_methods_false_reject_rate(make_records) -> None:
+    open_cell = dict(scenario="open")
+    records = make_records(
+        *[dict(open_cell, method=method, query=query, gallery=gallery, seed=seed,
+               metric="map_all", value=40.0)
+          for method, query, gallery, seed in (("a", "mnist", "uci", 2024), ("a", "mnist", "uci", 2025),
+                                               ("a", "uci", "mnist", 2024), ("b", "mnist", "uci", 2024))],
+        dict(open_cell, method="a", seed=2024, metric="false_reject_rate", value=10.0),
+        dict(open_cell, method="a", seed=2025, metric="false_reject_rate", value=20.0),
+        dict(open_cell, method="a", query="uci", gallery="mnist", metric="false_reject_rate",
+             value=30.0),
+        dict(open_cell, method="b", metric="false_reject_rate", value=100.0))
+    notes = [note.text for note in build_tables(records)[0].footnotes]
+    # a: mean over pairs of the seed means, (15 + 30) / 2; b: its one pair.
+    assert any(text.startswith("False-reject rate") and text.endswith("a 22.5, b 100.0.")
+               for text in notes)
+    closed = build_tables(make_records(dict(metric="false_reject_rate", value=5.0)))[0]
+    assert not any(note.text.startswith("False-reject") for note in closed.footnotes)

@@ -341,6 +341,22 @@ class _TableBuilder:
         if reasons:
             self.notes.append(Footnote(None, f"{NOT_RUN} = not run ({'; '.join(reasons)})."))
 
+    def _false_reject_note(self) -> None:
+        """Open set: each method's false-reject rate beside its accuracy.
+
+        Open-set accuracy alone rewards flagging every query (100 %); the share of shared-class
+        queries wrongly flagged says whether a detector does better than that.
+        """
+        rates = self.done[self.done["metric"] == "false_reject_rate"]
+        if self.scenario != "open" or rates.empty:
+            return
+        per_pair = rates.groupby(["method", "column"])["value"].mean()
+        listed = [f"{method.name} {format_number(float(per_pair[method.name].mean()))}"
+                  for method in self.methods if method.name in per_pair.index.get_level_values(0)]
+        self.notes.append(Footnote(None, "False-reject rate (% of shared-class queries flagged "
+                                         "private; lower is better), mean over pairs: "
+                                         f"{', '.join(listed)}."))
+
     def _paper_notes(self) -> None:
         if self.paper_rows.empty:
             return
@@ -391,6 +407,7 @@ class _TableBuilder:
         self._seed_note()
         self._average_note()
         self._skip_note()
+        self._false_reject_note()
         self._paper_notes()
         unranked = [kind for kind, present in (
             ("oracle rows", any(method.uses_labels for method in self.methods)),
