@@ -94,12 +94,13 @@ def command_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_cells(cells, work_dir)
         return 0
-    check_data_available(cfg)
+    check_data_available(cfg, cells)
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(work_dir / "grid_config.py"))
     print(f"u2cdr: {len(cells)} cells, work dir {work_dir}", file=sys.stderr)
     summary = run_cells(cells, work_dir, launcher=args.launcher, device=device,
-                        custom_imports=custom_import_names(cfg), cell_timeout=cfg.cell_timeout)
+                        custom_imports=custom_import_names(cfg), cell_timeout=cfg.cell_timeout,
+                        checkpoint_every=cfg.checkpoint_every)
     print(f"u2cdr: {summary.line()}", file=sys.stderr)
     for label, error, log in summary.failures:
         print(f"  failed: {label}\n    {error}\n    log: {log}", file=sys.stderr)
@@ -107,20 +108,36 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
-def check_data_available(cfg) -> None:
-    """Load every dataset once before any cell runs: missing data stops the run at once.
+def check_data_available(cfg, cells=()) -> None:
+    """Load every dataset once and draw every cell's class split before any cell runs.
 
-    It also builds the on-disk caches in one process, so cell processes only read them.
+    Missing or unreadable data, or a partial/open split that leaves a domain fewer than 2
+    classes, stops the run at once instead of failing cells one by one. It also builds the
+    on-disk caches in one process, so cell processes only read them.
     """
+    import numpy as np
+
+    from u2cdr.data.splits import draw_split
     from u2cdr.engine.grid import resolve_datasets
     from u2cdr.registry import DATASETS, build
 
     for name, dataset_cfg, _ in resolve_datasets(cfg):
         dataset = build(DATASETS, dataset_cfg, f"datasets ({name})")
         try:
-            dataset.load()
+            loaded = dataset.load()
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as error:
             raise ConfigError(f"datasets ({name}): the data cannot be loaded: {error}") from error
+        classes: dict[str, np.ndarray] = {}
+        for query, gallery, scenario, seed in sorted({(c.query, c.gallery, c.scenario, c.seed)
+                                                      for c in cells if c.dataset == name}):
+            for domain in (query, gallery):
+                if domain not in classes:
+                    classes[domain] = np.unique(np.asarray(loaded[domain]["label"]))
+            try:  # the same draw build_pair makes in the cell
+                draw_split(classes[query], classes[gallery], scenario, seed, dataset=dataset.name,
+                           query=query, gallery=gallery)
+            except ValueError as error:
+                raise ConfigError(f"datasets ({name}): {error}") from error
 
 
 def _write_and_print_tables(work_dir: Path) -> None:

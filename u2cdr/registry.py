@@ -7,10 +7,14 @@ mmengine would import and instantiate blindly, are refused.
 """
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import importlib
 import inspect
+import numbers
 import pkgutil
+import types
+import typing
 from typing import Any, Mapping
 
 from mmengine.registry import Registry
@@ -94,8 +98,10 @@ def accepted_parameters(cls: type) -> list[str] | None:
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
 
 
-def check_arguments(cls: type, cfg: Mapping[str, Any], path: str) -> None:
-    """Refuse keys ``cls`` does not accept and name the missing required ones."""
+def check_arguments(cls: type, cfg: Mapping[str, Any], path: str,
+                    value_types: bool = True) -> None:
+    """Refuse keys ``cls`` does not accept, name the missing required ones and, with
+    ``value_types``, values whose kind contradicts the annotations (``check_types``)."""
     accepted = accepted_parameters(cls)
     if accepted is not None:
         for key in cfg:
@@ -110,6 +116,70 @@ def check_arguments(cls: type, cfg: Mapping[str, Any], path: str) -> None:
     missing = [name for name in required if name not in cfg]
     if missing:
         raise ConfigError(f"{path}: {cls.__name__} needs the key(s) {', '.join(missing)}")
+    if value_types:
+        check_types(cls, cfg, path)
+
+
+def check_types(cls: type, cfg: Mapping[str, Any], path: str) -> None:
+    """Refuse values whose kind contradicts ``cls``'s annotations, naming the key.
+
+    Without it ``epochs='3'`` or ``backbone='small_cnn'`` reach the class and fail later with a
+    message that names no key (``'<' not supported between 'str' and 'int'``), or not at all
+    (``lr='fast'`` fails only when training starts).
+    """
+    mismatch = type_mismatch(cls, cfg, path)
+    if mismatch:
+        raise ConfigError(mismatch)
+
+
+def type_mismatch(cls: type, cfg: Mapping[str, Any], path: str) -> str | None:
+    """The message for the first value of ``cfg`` that contradicts ``cls``'s annotations, or None."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError, AttributeError):  # unresolvable annotations: the class checks
+        return None
+    for key, value in cfg.items():
+        hint = hints.get(key)
+        if key != "type" and hint is not None and not _type_matches(value, hint):
+            return (f"{path}.{key}: expected {_type_name(hint)}, got {value!r} "
+                    f"({type(value).__name__})")
+    return None
+
+
+def _type_matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits ``hint``; annotations this does not model (classes, Callable) pass."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:  # numbers.Integral admits numpy integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:  # an int is a fine float (lr=1)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    container = origin or hint
+    if container in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
+        if not isinstance(value, (list, tuple)):  # YAML/JSON give lists where Python gives tuples
+            return False
+        items = [arm for arm in typing.get_args(hint) if arm is not Ellipsis]
+        return not items or all(any(_type_matches(item, arm) for arm in items) for item in value)
+    if container in (dict, collections.abc.Mapping):
+        return isinstance(value, Mapping)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type) and typing.get_origin(hint) is None:
+        return hint.__name__
+    return str(hint).replace("typing.", "")
 
 
 def build(registry: Registry, cfg: Mapping[str, Any], path: str, **extra: Any) -> Any:
@@ -125,8 +195,15 @@ def build(registry: Registry, cfg: Mapping[str, Any], path: str, **extra: Any) -
         raise ConfigError(f"{path}: expected a dict with a `type` key, got {cfg!r}")
     cls = lookup(registry, cfg["type"], path)
     kwargs = {key: value for key, value in dict(cfg).items() if key != "type"}
-    check_arguments(cls, {**kwargs, **extra}, path)
+    check_arguments(cls, {**kwargs, **extra}, path, value_types=False)
+    mismatch = type_mismatch(cls, kwargs, path)
     try:
-        return cls(**kwargs, **extra)
+        built = cls(**kwargs, **extra)
     except (TypeError, ValueError, FileNotFoundError) as error:
-        raise ConfigError(f"{path} ({cls.__name__}): {error}") from error
+        # A wrong kind of value is named by key first; the class's own words follow, since its
+        # validation may explain the option (``num_clusters must be an integer >= 2``).
+        message = f"{path} ({cls.__name__}): {error}"
+        raise ConfigError(f"{mismatch}; {message}" if mismatch else message) from error
+    if mismatch:  # a value the class let through (``lr='fast'`` fails only in training)
+        raise ConfigError(mismatch)
+    return built

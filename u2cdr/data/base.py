@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import io
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, Features, Image, Value
 from datasets.table import embed_table_storage
+from PIL import Image as PILImage
 
 from u2cdr.data.cache import build_once, cache_root, quiet_datasets
 from u2cdr.data.class_map import ClassMap
@@ -31,10 +34,41 @@ from u2cdr.data.hashing import stable_hash
 from u2cdr.data.transforms import TransformConfig, build_transforms, fit_to_channels
 
 Transform = Callable[[Any], Any]
+logger = logging.getLogger("u2cdr")
+
+# A few broken files in a large domain are skipped; more than this fraction per domain stops the
+# build (a damaged copy or a wrong folder, which skipping would hide).
+DEFAULT_MAX_BAD_FRACTION = 0.01
+# Bump when the checks a build runs change: it enters the cache key (not the fingerprint), so
+# caches built without the checks are rebuilt with them.
+BUILD_CHECKS_VERSION = 1
+_LISTED_BAD_IMAGES = 10
 
 
 class DataNotFoundError(FileNotFoundError):
     """Data that is not where the config says; the message says where to put it."""
+
+
+class UnreadableImageError(ValueError):
+    """More of a domain's images fail to decode than ``max_bad_fraction`` allows; names them."""
+
+
+def image_problem(blob: bytes | None) -> str | None:
+    """Why ``blob`` is not a decodable image, or None when it is one.
+
+    The image is decoded, not only identified: a truncated JPEG passes a header check and would
+    fail only when a training batch reads it, hours into a cell. JPEGs decode at reduced scale
+    (``draft``), which still reads every byte of the scan.
+    """
+    if not blob:
+        return "no image bytes"
+    try:
+        with PILImage.open(io.BytesIO(blob)) as image:
+            image.draft(None, (1, 1))
+            image.load()
+    except Exception as error:  # PIL reports bad data as OSError, SyntaxError, ValueError, …
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 class DomainDataset(abc.ABC):
@@ -54,7 +88,12 @@ class DomainDataset(abc.ABC):
 
     def __init__(self, *, cache_dir: str | None = None, image_size: int | None = None,
                  channels: int | None = None, mean: list[float] | None = None,
-                 std: list[float] | None = None, augmentation: str | None = None) -> None:
+                 std: list[float] | None = None, augmentation: str | None = None,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
+        if isinstance(max_bad_fraction, bool) or not 0.0 <= max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must lie in [0, 1] (the share of a domain's images "
+                             f"that may be unreadable and skipped), got {max_bad_fraction!r}")
+        self.max_bad_fraction = float(max_bad_fraction)
         defaults = self.default_transforms
         channels = defaults.channels if channels is None else int(channels)
         mean = fit_to_channels(defaults.mean, channels) if mean is None else tuple(map(float, mean))
@@ -95,6 +134,10 @@ class DomainDataset(abc.ABC):
         ``provenance`` (plain data) is recorded in the manifest.
         """
 
+    def image_location(self, domain: str, path: str | None, row: int) -> str:
+        """Where a row's image came from, for messages (a subclass may give the file's path)."""
+        return f"{self.name}/{domain}: {path or f'row {row}'}"
+
     # ----- the contract used by the grid engine --------------------------------------------
     def class_map(self) -> ClassMap:
         return ClassMap(self.class_names)
@@ -107,6 +150,7 @@ class DomainDataset(abc.ABC):
     def cache_path(self) -> Path:
         """Where this dataset's built domains live (keyed by content, not by data path)."""
         identity = {"name": self.name, "builder_version": self.builder_version,
+                    "build_checks": BUILD_CHECKS_VERSION,
                     "domains": list(self.domains), "class_names": self.class_names,
                     "source": self.source_identity()}
         return cache_root(self.cache_dir) / self.name / stable_hash(identity, 16)
@@ -116,6 +160,9 @@ class DomainDataset(abc.ABC):
         if self._loaded is None:
             directory = self.cache_path()
             manifest, built_now = build_once(directory, self._build_into)
+            for domain in self.domains:  # a cached build may predate a stricter threshold
+                self._check_unreadable(domain, manifest["domains"][domain])
+                self._warn_skipped(domain, manifest["domains"][domain])
             self.loaded_from_cache = not built_now
             self._manifest = manifest
             self._loaded = {domain: datasets.load_from_disk(str(directory / domain))
@@ -127,6 +174,13 @@ class DomainDataset(abc.ABC):
         if self._manifest is None:
             self.load()
         return self._manifest["fingerprint"]
+
+    def skipped_images(self) -> dict[str, int]:
+        """How many unreadable images the build left out of each domain (``max_bad_fraction``)."""
+        if self._manifest is None:
+            self.load()
+        return {domain: len(self._manifest["domains"][domain]["skipped_images"])
+                for domain in self.domains}
 
     def transforms(self) -> tuple[Transform, Transform]:
         """``(train_transform, eval_transform)``: PIL image → normalised float tensor."""
@@ -145,9 +199,12 @@ class DomainDataset(abc.ABC):
                                         f"{', '.join(missing)} (found: {found})")
             summary = {}
             for domain in self.domains:
-                dataset = self._canonical(built[domain], domain)
-                summary[domain] = {"num_images": len(dataset),
-                                   "content_sha256": content_hash(dataset)}
+                dataset, skipped = _without_unreadable_images(self._canonical(built[domain], domain))
+                summary[domain] = {"num_images": len(dataset), "skipped_images": skipped}
+                self._check_unreadable(domain, summary[domain])  # before anything is saved
+                if len(dataset) == 0:
+                    raise DataNotFoundError(f"{self.name}: domain {domain!r} has no readable images")
+                summary[domain]["content_sha256"] = content_hash(dataset)
                 dataset.save_to_disk(str(staging / domain))
             del built
         shutil.rmtree(scratch)
@@ -158,6 +215,31 @@ class DomainDataset(abc.ABC):
                 "fingerprint": f"{self.name}@{self.builder_version}:{stable_hash(identity, 12)}",
                 "class_names": self.class_names, "domains": summary, "source": provenance,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    def _listed(self, domain: str, skipped: list[dict]) -> str:
+        shown = "; ".join(f"{self.image_location(domain, bad['path'], bad['row'])} ({bad['error']})"
+                          for bad in skipped[:_LISTED_BAD_IMAGES])
+        more = len(skipped) - _LISTED_BAD_IMAGES
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+    def _check_unreadable(self, domain: str, info: dict) -> None:
+        """Raise when more of ``domain``'s images were unreadable than ``max_bad_fraction``."""
+        skipped = info["skipped_images"]
+        total = info["num_images"] + len(skipped)
+        if skipped and len(skipped) > self.max_bad_fraction * total:
+            raise UnreadableImageError(
+                f"{self.name}: {len(skipped)} of {total} images ({100 * len(skipped) / total:.1f}%) "
+                f"of domain {domain!r} are unreadable, more than max_bad_fraction="
+                f"{self.max_bad_fraction} allows: {self._listed(domain, skipped)}. Replace or "
+                f"remove them, or raise max_bad_fraction in the dataset config to skip them")
+
+    def _warn_skipped(self, domain: str, info: dict) -> None:
+        skipped = info["skipped_images"]
+        if skipped:
+            total = info["num_images"] + len(skipped)
+            logger.warning("%s: skipped %d unreadable image(s) of %d in domain %r "
+                           "(max_bad_fraction=%s): %s", self.name, len(skipped), total, domain,
+                           self.max_bad_fraction, self._listed(domain, skipped))
 
     def _canonical(self, dataset: Dataset, domain: str) -> Dataset:
         """``dataset`` reduced to image/label/domain with the global schema, checked."""
@@ -190,6 +272,23 @@ def content_hash(dataset: Dataset) -> str:
             digest.update(blob)
         digest.update(batch.column("label").to_numpy().astype("<i8").tobytes())
     return digest.hexdigest()
+
+
+def _without_unreadable_images(dataset: Dataset) -> tuple[Dataset, list[dict]]:
+    """``dataset`` without the rows whose image does not decode, and ``{row, path, error}`` of each."""
+    skipped: list[dict] = []
+    row = 0
+    for batch in dataset.with_format("arrow").iter(batch_size=256):
+        images = batch.column("image").combine_chunks()
+        for blob, path in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist()):
+            problem = image_problem(blob)
+            if problem is not None:
+                skipped.append({"row": row, "path": path, "error": problem})
+            row += 1
+    if not skipped:
+        return dataset, []
+    keep = np.setdiff1d(np.arange(len(dataset)), [bad["row"] for bad in skipped])
+    return dataset.select(keep, keep_in_memory=True), skipped
 
 
 def _embed_missing_image_bytes(dataset: Dataset) -> Dataset:

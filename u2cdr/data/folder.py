@@ -9,23 +9,17 @@ system.
 """
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
 from datasets import Dataset, Features
-from datasets.exceptions import DatasetGenerationError
-from PIL import Image as PILImage, UnidentifiedImageError
 
+from u2cdr.data.base import UnreadableImageError  # noqa: F401  (raised for bad files; re-exported)
 from u2cdr.data.class_map import ClassMap
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-class UnreadableImageError(ValueError):
-    """An image file PIL cannot identify; the message names it."""
 
 
 def domain_key(raw: str, aliases: Mapping[str, str] | None = None) -> str:
@@ -92,13 +86,9 @@ def list_domain_images(domain_dir: Path, class_map: ClassMap) -> list[FolderImag
 
 def _records(domain_dir: str, domain: str, images: list[tuple[str, str]],
              ids: Mapping[str, int]) -> Iterator[dict]:
+    """Rows with the files' bytes as they are; ``DomainDataset`` decodes each and skips bad ones."""
     for class_name, relative_path in images:
         data = (Path(domain_dir) / relative_path).read_bytes()
-        try:
-            PILImage.open(io.BytesIO(data))  # reads the header only
-        except UnidentifiedImageError as error:
-            raise UnreadableImageError(f"{Path(domain_dir) / relative_path} is not a readable "
-                                       f"image; remove it or replace it") from error
         yield {"image": {"bytes": data, "path": relative_path}, "label": ids[class_name],
                "domain": domain}
 
@@ -110,13 +100,8 @@ def folder_domain_dataset(domain_dir: Path, domain: str, images: list[FolderImag
     ``features['label']`` is the dataset's global ClassLabel; it gives each class its id.
     """
     ids = {name: index for index, name in enumerate(features["label"].names)}
-    try:
-        return Dataset.from_generator(
-            _records, features=features, cache_dir=str(scratch), fingerprint=fingerprint,
-            gen_kwargs={"domain_dir": str(domain_dir), "domain": domain,
-                        "images": [(image.class_name, image.relative_path) for image in images],
-                        "ids": ids})
-    except DatasetGenerationError as error:
-        if isinstance(error.__cause__, UnreadableImageError):
-            raise error.__cause__ from None
-        raise
+    return Dataset.from_generator(
+        _records, features=features, cache_dir=str(scratch), fingerprint=fingerprint,
+        gen_kwargs={"domain_dir": str(domain_dir), "domain": domain,
+                    "images": [(image.class_name, image.relative_path) for image in images],
+                    "ids": ids})

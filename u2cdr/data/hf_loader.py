@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, Features, Value
 
-from u2cdr.data.base import DataNotFoundError, DomainDataset
+from u2cdr.data.base import DEFAULT_MAX_BAD_FRACTION, DataNotFoundError, DomainDataset
 from u2cdr.data.class_map import ClassMap, ClassMapError
 from u2cdr.data.folder import (FolderImage, class_folders, domain_key, find_domain_dirs,
                                folder_domain_dataset, list_domain_images)
@@ -50,6 +50,8 @@ class HFDomainsDataset(DomainDataset):
         class_names: the global class names in id order; default: discovered (the sorted
             union of class folders, or the labels' names).
         ignore_unlisted_classes: skip classes outside ``class_names`` instead of raising.
+        max_bad_fraction: the share of a domain's images that may be unreadable (skipped with
+            a warning, counted in each record); more stops the build (default 0.01).
         hub_config, hub_revision, hub_split: passed to ``datasets.load_dataset``; no split
             means all splits, concatenated.
         cache_dir, image_size, channels, mean, std, augmentation: see ``DomainDataset``.
@@ -68,9 +70,10 @@ class HFDomainsDataset(DomainDataset):
                  hub_split: str | None = None, cache_dir: str | None = None,
                  image_size: int | None = None, channels: int | None = None,
                  mean: list[float] | None = None, std: list[float] | None = None,
-                 augmentation: str | None = None) -> None:
+                 augmentation: str | None = None,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         super().__init__(cache_dir=cache_dir, image_size=image_size, channels=channels, mean=mean,
-                         std=std, augmentation=augmentation)
+                         std=std, augmentation=augmentation, max_bad_fraction=max_bad_fraction)
         self.hub_id = hub_id
         self.data_files = [data_files] if isinstance(data_files, (str, Path)) else data_files
         self.root = root
@@ -179,6 +182,11 @@ class HFDomainsDataset(DomainDataset):
             "kind": "hub", "hub_id": self.resolved_hub_id, "hub_config": self.hub_config,
             "hub_revision": self.hub_revision, "hub_split": self.hub_split}
 
+    def image_location(self, domain: str, path: str | None, row: int) -> str:
+        if self.source_kind == "folder" and path:
+            return str(self._domain_dir(domain) / path)
+        return super().image_location(domain, path, row)
+
     # ----- folder source ----------------------------------------------------------------------
     @functools.cached_property
     def _domain_dirs(self) -> dict[str, Path]:
@@ -205,8 +213,15 @@ class HFDomainsDataset(DomainDataset):
             class_map.check([(str(self._domain_dir(domain) / name), name) for domain in self.domains
                              for name in class_folders(self._domain_dir(domain))],
                             "class folder", context=self.name)
-        return {domain: list_domain_images(self._domain_dir(domain), class_map)
-                for domain in self.domains}
+        listing = {domain: list_domain_images(self._domain_dir(domain), class_map)
+                   for domain in self.domains}
+        for domain, images in listing.items():
+            if not images:
+                raise DataNotFoundError(
+                    f"{self.name}: domain folder {str(self._domain_dir(domain))!r} (domain "
+                    f"{domain!r}) holds no images in class folders of the class map "
+                    f"(<domain>/<class>/<image>); a retrieval domain needs images")
+        return listing
 
     # ----- file and hub sources ------------------------------------------------------------
     def _checked_files(self) -> list[Path]:
@@ -356,12 +371,13 @@ class _BenchmarkDataset(HFDomainsDataset):
                  hub_id: str | None = None, hub_revision: str | None = None,
                  cache_dir: str | None = None, image_size: int | None = None,
                  channels: int | None = None, mean: list[float] | None = None,
-                 std: list[float] | None = None, augmentation: str | None = None) -> None:
+                 std: list[float] | None = None, augmentation: str | None = None,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         super().__init__(hub_id=hub_id, data_files=data_files, root=root,
                          domains=list(self.known_domains), class_names=list(self.known_class_names),
                          ignore_unlisted_classes=self.ignore_unlisted, hub_revision=hub_revision,
                          cache_dir=cache_dir, image_size=image_size, channels=channels, mean=mean,
-                         std=std, augmentation=augmentation)
+                         std=std, augmentation=augmentation, max_bad_fraction=max_bad_fraction)
 
 
 OFFICE31_CLASSES = (

@@ -58,17 +58,42 @@ def skipped_record(spec: dict, reason: str, method_cls: type) -> dict:
             "method_cfg": spec["method_cfg"], "protocol": protocol.describe(), **provenance()}
 
 
+def determinism(device: str) -> dict:
+    """What reproducibility a record can claim, written into it (issue 8).
+
+    On the CPU torch's kernels are deterministic for a fixed thread count, and every random
+    state is seeded (``seed_everything``) and checkpointed, so a rerun — resumed or not — gives
+    bitwise-equal metrics (tests/test_faults.py compares them with ``==``). CUDA kernels (cuDNN's
+    algorithm choice, atomic adds) vary from run to run, so there the claim is weaker.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        return {"expected": "bitwise", "torch_threads": threads,
+                "statement": "the same config and seed give bitwise-equal metrics on the CPU with "
+                             "the same torch build and thread count"}
+    return {"expected": "not bitwise", "torch_threads": threads,
+            "statement": "the same config and seed agree only up to CUDA's run-to-run kernel "
+                         "noise (cuDNN algorithm choice, atomic adds); compare runs through the "
+                         "spread over seeds"}
+
+
 def _identity(spec: dict) -> dict:
     return {key: spec[key] for key in ("key", "method", "dataset", "query", "gallery",
                                        "scenario", "seed")}
 
 
 def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
-             custom_imports: list[str] | None = None) -> dict:
-    """Train, embed and score one cell; write ``result.json`` last and return the record."""
+             custom_imports: list[str] | None = None, checkpoint_every: int = 1) -> dict:
+    """Train, embed and score one cell; write ``result.json`` last and return the record.
+
+    ``checkpoint_every``: epochs between resumable training checkpoints (0: none).
+    """
     from u2cdr.data.build import build_pair
     from u2cdr.engine.provenance import provenance
     from u2cdr.evaluation.open_set import detect_private_generic
+    from u2cdr.methods._trainer import checkpoint_interval
     from u2cdr.registry import DATASETS, METHODS, PROTOCOLS, build, import_all_components
 
     for module in custom_imports or []:
@@ -83,7 +108,8 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
                 spec["query"], len(pair.query), spec["gallery"], len(pair.gallery), spec["scenario"])
     method = build(METHODS, spec["method_cfg"], f"method {spec['method']}", device=device)
     loaded = time.time()
-    method.fit(pair, cell_dir)
+    with checkpoint_interval(checkpoint_every):
+        method.fit(pair, cell_dir)
     fitted = time.time()
     query_features = _check_features(method.embed(pair.query), len(pair.query), "query", spec["method"])
     gallery_features = _check_features(method.embed(pair.gallery), len(pair.gallery), "gallery",
@@ -114,6 +140,8 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
         "flags": method.describe().get("flags", {}),
         "dataset_cfg": spec["dataset_cfg"],
         "dataset_fingerprint": dataset.fingerprint(),
+        "skipped_images": {domain: count for domain, count in dataset.skipped_images().items()
+                           if domain in (spec["query"], spec["gallery"])},
         "split": pair.split,
         "num_query": len(pair.query),
         "num_gallery": len(pair.gallery),
@@ -121,6 +149,7 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
         "protocol": protocol.describe(),
         "private_detector": detector,
         "device": device,
+        "determinism": determinism(device),
         "timings": {"load_s": loaded - started, "fit_s": fitted - loaded,
                     "embed_s": embedded - fitted, "eval_s": finished - embedded,
                     "total_s": finished - started},
@@ -150,7 +179,7 @@ def execute(cell_dir: Path) -> int:
     write_status(cell_dir, "running", key=spec["key"])
     try:
         record = run_cell(spec, cell_dir, Path(payload["work_dir"]), payload.get("device", "cpu"),
-                          payload.get("custom_imports"))
+                          payload.get("custom_imports"), payload.get("checkpoint_every", 1))
     except KeyboardInterrupt:
         write_status(cell_dir, "interrupted", key=spec["key"])
         raise

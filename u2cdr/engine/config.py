@@ -26,7 +26,11 @@ GRID_KEYS = {
     "exclude": "partial cell descriptions to leave out, e.g. [dict(method='uem', scenario='open')]",
     "custom_imports": "mmengine's dict(imports=[...]) to register your own components",
     "cell_timeout": "seconds a cell may run before it is stopped (None: no limit)",
+    "checkpoint_every": "epochs between a training cell's resumable checkpoints (1: every epoch; "
+                        "0: none); the last epoch is always saved unless 0",
 }
+# Axes and lists: a bare string here would be read letter by letter.
+LIST_KEYS = ("methods", "datasets", "scenarios", "seeds", "exclude")
 DEFAULTS: dict[str, Any] = {
     "scenarios": ["closed", "partial", "open"],
     "seeds": [2024, 2025, 2026],
@@ -36,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "exclude": [],
     "cell_timeout": None,
+    "checkpoint_every": 1,
 }
 
 
@@ -65,7 +70,31 @@ def load_grid_config(path: str | Path, cfg_options: dict | None = None) -> Confi
         if not cfg.get(required):
             raise ConfigError(f"{path}: the key `{required}` is missing or empty "
                               f"({GRID_KEYS[required]})")
+    _check_grid_types(cfg)
     return cfg
+
+
+def _check_grid_types(cfg: Config) -> None:
+    """Top-level values of the wrong kind stop here, not letter by letter or hours later.
+
+    ``scenarios='closed'`` would otherwise expand to the scenarios 'c', 'l', …, and
+    ``cell_timeout='ten'`` would fail inside the runner after the first cell started.
+    """
+    for key in LIST_KEYS:
+        value = cfg.get(key)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"`{key}` must be a list ({GRID_KEYS[key]}), got {value!r}")
+    timeout = cfg.get("cell_timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ConfigError(f"cell_timeout: expected a number of seconds or None, got {timeout!r}")
+    every = cfg.get("checkpoint_every")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"checkpoint_every: expected an int >= 0 "
+                          f"({GRID_KEYS['checkpoint_every']}), got {every!r}")
+    for key in ("device", "work_dir"):
+        if not isinstance(cfg.get(key), str):
+            raise ConfigError(f"{key}: expected a string ({GRID_KEYS[key]}), got {cfg.get(key)!r}")
 
 
 def _check_top_level_key(key: str, cfg: Config) -> None:

@@ -25,9 +25,11 @@ from u2cdr.methods.base import SCENARIOS
 from u2cdr.registry import (BACKBONES, DATASETS, METHODS, PROTOCOLS, ConfigError, build,
                             check_arguments, closest_name, lookup)
 
-# Config keys that say where data lives or how memory is spent, not what a cell computes
-# (left out of cell keys).
-LOCATION_KEYS = frozenset({"root", "data_files", "cache_dir", "num_workers", "chunk_size"})
+# Config keys that say where data lives, how memory is spent or how much unreadable data is
+# tolerated, not what a cell computes (left out of cell keys). ``max_bad_fraction`` only decides
+# whether a build with skipped images may be used; the skipping itself does not depend on it.
+LOCATION_KEYS = frozenset({"root", "data_files", "cache_dir", "num_workers", "chunk_size",
+                           "max_bad_fraction"})
 # Grid-level keys of a dataset config, consumed by the engine (not passed to the class).
 DATASET_GRID_KEYS = ("pairs", "name")
 NESTED_REGISTRIES = {"backbone": BACKBONES}
@@ -97,6 +99,10 @@ def resolve_methods(cfg: Config) -> list[tuple[str, dict]]:
         if "type" not in method_cfg:
             raise ConfigError(f"{path}: method config {method_cfg!r} has no `type`")
         lookup(METHODS, method_cfg["type"], path)
+        for key, nested_registry in NESTED_REGISTRIES.items():  # named here, not deep in a key
+            nested = method_cfg.get(key)
+            if isinstance(nested, dict) and "type" in nested:
+                lookup(nested_registry, nested["type"], f"{path}.{key}")
         resolved.append((name, method_cfg))
     names = [name for name, _ in resolved]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -75,8 +75,12 @@ def _launch_subprocess(cell_dir: Path, timeout: float | None) -> int:
 
 
 def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", device: str = "cpu",
-              custom_imports: list[str] | None = None, cell_timeout: float | None = None) -> GridSummary:
-    """Run every unfinished cell of ``cells`` under ``work_dir``; return what happened."""
+              custom_imports: list[str] | None = None, cell_timeout: float | None = None,
+              checkpoint_every: int = 1) -> GridSummary:
+    """Run every unfinished cell of ``cells`` under ``work_dir``; return what happened.
+
+    ``checkpoint_every``: epochs between a training cell's resumable checkpoints (0: none).
+    """
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; valid choices: {', '.join(LAUNCHERS)}")
     summary = GridSummary()
@@ -88,7 +92,7 @@ def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", dev
             record = finished_record(cell_dir, cell.key)
             if record is None:
                 _run_one(cell, cell_dir, work_dir, launcher, device, custom_imports, cell_timeout,
-                         summary, bar)
+                         checkpoint_every, summary, bar)
             else:
                 summary.counts[record["status"]] += 1
             bar.update(1)
@@ -99,8 +103,8 @@ def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", dev
 
 
 def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: str,
-             custom_imports: list[str] | None, cell_timeout: float | None, summary: GridSummary,
-             bar: tqdm) -> None:
+             custom_imports: list[str] | None, cell_timeout: float | None, checkpoint_every: int,
+             summary: GridSummary, bar: tqdm) -> None:
     method_cls = lookup(METHODS, cell.method_cfg["type"], cell.method)
     if cell.scenario not in method_cls.supports:
         cell_dir.mkdir(parents=True, exist_ok=True)
@@ -114,9 +118,14 @@ def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: 
         bar.write(f"busy (another runner holds it): {cell.label}")
         return
     try:
+        record = finished_record(cell_dir, cell.key)
+        if record is not None:  # another runner finished it between our check and our claim
+            summary.counts[record["status"]] += 1
+            return
         write_json_atomic(cell_dir / CELL_SPEC_FILE, {"spec": cell.spec(), "work_dir": str(work_dir),
                                                       "device": device,
-                                                      "custom_imports": custom_imports or []})
+                                                      "custom_imports": custom_imports or [],
+                                                      "checkpoint_every": checkpoint_every})
         bar.set_description_str(f"{cell.method} {cell.query}→{cell.gallery} {cell.scenario} "
                                 f"s{cell.seed}")
         if launcher == "inline":

@@ -8,9 +8,11 @@ and resumed run reproduces an uninterrupted one on the CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -174,14 +176,42 @@ class EpochCheckpoint:
         os.replace(temporary, self.path)
 
     def load(self) -> dict[str, Any]:
-        return torch.load(self.path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"checkpoint {self.path} cannot be read with torch.load(weights_only=True) "
+                             f"({reason}); delete it to start the cell over") from error
+
+
+_checkpoint_every = 1
+
+
+@contextlib.contextmanager
+def checkpoint_interval(every: int) -> Iterator[None]:
+    """Within the block, ``run_epochs`` saves every ``every``-th epoch and the last (0: none).
+
+    The harness sets it from the grid key ``checkpoint_every``: how often to save trades disk and
+    time against lost work, a policy of the run rather than a method hyper-parameter, so it stays
+    out of method configs and cell keys.
+    """
+    global _checkpoint_every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(f"checkpoint_every must be an int >= 0, got {every!r}")
+    previous, _checkpoint_every = _checkpoint_every, every
+    try:
+        yield
+    finally:
+        _checkpoint_every = previous
 
 
 def run_epochs(*, stage: str, epochs: int, work_dir: str | Path, stateful: Mapping[str, Stateful],
                train_epoch: Callable[[int], Mapping[str, float]],
                initialize: Callable[[], None] | None = None,
                stop_after_epoch: int | None = None) -> list[dict[str, float]]:
-    """Run ``train_epoch(epoch)`` for epochs ``0..epochs-1``, checkpointing after each one.
+    """Run ``train_epoch(epoch)`` for epochs ``0..epochs-1``, checkpointing after each one
+    (every ``checkpoint_every``-th one and the last, when the harness sets it; see
+    ``checkpoint_interval``).
 
     When ``work_dir/ckpt/<stage>.pth`` exists, every object of ``stateful`` and the random
     states are restored from it and training continues with the next epoch (a finished stage
@@ -228,10 +258,16 @@ def run_epochs(*, stage: str, epochs: int, work_dir: str | Path, stateful: Mappi
         history.append({"epoch": epoch + 1, **losses})
         logger.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
                     ", ".join(f"{name}={value:.4f}" for name, value in losses.items()))
-        checkpoint.save({"stage": stage, "epoch": epoch + 1, "epochs": epochs,
-                         "state": {name: obj.state_dict() for name, obj in stateful.items()},
-                         "rng": capture_rng_state(), "history": history})
+        every = _checkpoint_every
+        saved = every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == epochs)
+        if saved:
+            checkpoint.save({"stage": stage, "epoch": epoch + 1, "epochs": epochs,
+                             "state": {name: obj.state_dict() for name, obj in stateful.items()},
+                             "rng": capture_rng_state(), "history": history})
         if stop_after_epoch is not None and epoch + 1 == stop_after_epoch < epochs:
+            resume = (f"the next fit resumes from {checkpoint.path}" if saved else
+                      "no checkpoint was saved for this epoch (checkpoint_every), so the next fit "
+                      "starts over")
             raise TrainingInterrupted(f"{stage}: stopped after epoch {epoch + 1}/{epochs} as requested; "
-                                      f"the next fit resumes from {checkpoint.path}")
+                                      f"{resume}")
     return history

@@ -9,6 +9,7 @@ with ``torch.load(weights_only=True)`` only, so a checkpoint cannot run code; no
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -57,7 +58,15 @@ def read_checkpoint(path: str | Path) -> CheckpointWeights:
         raise FileNotFoundError(
             f"backbone checkpoint {str(path)!r} not found (resolved to {file.resolve()}). "
             "u2cdr never downloads weights: put the file there or set checkpoint=None.")
-    loaded = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"backbone checkpoint {str(file)!r} cannot be read with torch.load(weights_only=True) "
+            f"({reason}). u2cdr loads only tensors and plain containers, because unpickling "
+            "anything else can run code; re-save the file's state dict alone, or fix the file "
+            "if it is damaged.") from error
     state = _find_state_dict(loaded, file)
 
     stripped = {_strip(key, _DATA_PARALLEL_PREFIX): value for key, value in state.items()}
