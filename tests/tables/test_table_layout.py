@@ -11,6 +11,8 @@ Numbers of the digits closed-set table, worked out by hand from tests/tables/dat
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -161,3 +163,11 @@ def test_open_tables_note_each_methods_false_reject_rate(make_records) -> None:
                for text in notes)
     closed = build_tables(make_records(dict(metric="false_reject_rate", value=5.0)))[0]
     assert not any(note.text.startswith("False-reject") for note in closed.footnotes)
+
+
+def test_open_set_only_flags_are_footnoted_in_open_tables_only(make_records) -> None:
+    flags = json.dumps({"private_detection": "classifier", "num_clusters": "oracle"})
+    tables = build_tables(make_records(dict(flags=flags), dict(scenario="open", flags=flags)))
+    notes = {table.scenario: " ".join(note.text for note in table.footnotes) for table in tables}
+    assert "private_detection" not in notes["closed"] and "num_clusters=oracle" in notes["closed"]
+    assert "private_detection=classifier" in notes["open"]

@@ -51,6 +51,10 @@ FLAG_NOTES: dict[tuple[str, str], str] = {
     ("model_selection", "best_on_eval"): "checkpoint chosen by its score on the evaluation data",
 }
 
+# Flags that only change open-set results (how private queries are detected): footnoting them
+# under closed or partial tables would suggest a difference those numbers do not have.
+OPEN_SET_ONLY_FLAGS = frozenset({"private_detection"})
+
 USES_LABELS_NOTE = "uses labels: an oracle that reads the class labels in training; not ranked"
 
 

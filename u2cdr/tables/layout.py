@@ -19,8 +19,8 @@ from u2cdr.tables.aggregate import (NO_SUMMARY, PairAverage, Summary, average_ov
 from u2cdr.tables.cells import (MISSING, NOT_RUN, Cell, Emphasis, Part, format_delta,
                                 format_mean_std, format_number, rank_emphasis)
 from u2cdr.tables.labels import (LOWER_IS_BETTER, SCENARIO_METRICS, SCENARIO_NAMES, SCENARIOS,
-                                 USES_LABELS_NOTE, dataset_name, flag_note, metric_name,
-                                 pair_header)
+                                 OPEN_SET_ONLY_FLAGS, USES_LABELS_NOTE, dataset_name, flag_note,
+                                 metric_name, pair_header)
 from u2cdr.tables.paper import (AVG, PAPER_CITATION, PAPER_PROTOCOL, match_paper_method,
                                 paper_results_for)
 
@@ -97,10 +97,12 @@ class _Method:
         return f"{'oracle' if self.uses_labels else 'ours'}/{self.family}"
 
 
-def _flag_notes(flags_json: str) -> set[str]:
+def _flag_notes(flags_json: str, scenario: str | None = None) -> set[str]:
+    """Footnote texts of a record's flags; open-set-only flags are dropped outside ``open``."""
     flags = json.loads(flags_json) if flags_json else {}
     return {flag_note(key, value if isinstance(value, str) else json.dumps(value))
-            for key, value in flags.items()}
+            for key, value in flags.items()
+            if scenario in (None, "open") or key not in OPEN_SET_ONLY_FLAGS}
 
 
 def _check_records(records: pd.DataFrame) -> None:
@@ -218,7 +220,8 @@ class _TableBuilder:
         skipped_cells = set(zip(skipped["method"], skipped["column"])) - done_cells
         labels, grid, groups = [], [], []
         for method in self.methods:
-            cell_flags = {column: set().union(*map(_flag_notes, group["flags"]))
+            cell_flags = {column: set().union(*(_flag_notes(flags, self.scenario)
+                                                for flags in group["flags"]))
                           for column, group in self.done[self.done["method"] == method.name]
                           .groupby("column", sort=False)}
             # A flag every cell of the row shares is marked once, on the method's name.
