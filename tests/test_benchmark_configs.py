@@ -10,7 +10,7 @@ from u2cdr.engine.grid import check_methods_build, expand_grid
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 GRIDS = sorted(p for p in BENCHMARKS.rglob("*.py")
-               if "_base_" not in p.parts and "perf" not in p.parts)
+               if not {"_base_", "perf", "analysis"} & set(p.parts))  # scripts, not grids
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=lambda p: str(p.relative_to(BENCHMARKS)))

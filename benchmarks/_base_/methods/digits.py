@@ -36,7 +36,8 @@ method_library = dict(
     # open-set acc 100 / 100 with false-reject rate 100 / 100, i.e. chance level: Eq. 9 merges no
     # pair on these features, so App. B.1 flags every query. Read these with care: instdisc's
     # features put through the same retrieval choices (backbone, centred) score 25.5 / 24.4,
-    # 22.9 / 30.0 and 46.7 / 39.6, above UEM in every cell, so on digits UEM's lead over
+    # 22.9 / 30.0 and 46.7 / 39.6 (benchmarks/analysis/retrieval_readings.py --method
+    # instdisc), above UEM in every cell, so on digits UEM's lead over
     # instdisc comes from the retrieval reading, not from its training (the merged structure
     # never forms: on mnist->uci open features, Hungarian-matched cross-domain prototypes sit a
     # median 0.41-0.48 apart while Eq. 9's threshold, the smallest intra-domain gap, is
