@@ -30,19 +30,13 @@ from tabulate import tabulate  # noqa: E402
 
 from u2cdr.data.build import build_pair  # noqa: E402
 from u2cdr.engine.cell import seed_everything  # noqa: E402
+from u2cdr.methods.uem import center_domain  # noqa: E402
 from u2cdr.models.encoder import embed_loader  # noqa: E402
 from u2cdr.registry import DATASETS, METHODS, PROTOCOLS, build, import_all_components  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CELLS = [f"{scenario}:{query}:{gallery}" for scenario in ("closed", "partial", "open")
                  for query, gallery in (("mnist", "uci"), ("uci", "mnist"))]
-
-
-def centred(features: np.ndarray) -> np.ndarray:
-    """Each row minus the domain mean, re-normalised (UEM's ``retrieval_space='centered'``)."""
-    shifted = features - features.mean(axis=0, keepdims=True)
-    return (shifted / np.maximum(np.linalg.norm(shifted, axis=1, keepdims=True), 1e-12)
-            ).astype(np.float32)
 
 
 def readings(method, pair) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -53,7 +47,7 @@ def readings(method, pair) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         query, gallery = (embed_loader(module, domain.eval_loader(batch_size=256), device,
                                        normalize=True) for domain in (pair.query, pair.gallery))
         out[f"{layer} raw"] = (query, gallery)
-        out[f"{layer} centred"] = (centred(query), centred(gallery))
+        out[f"{layer} centred"] = (center_domain(query), center_domain(gallery))
     return out
 
 

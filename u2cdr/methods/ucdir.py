@@ -294,9 +294,11 @@ class MomentumContrastMethod(Method):
 
     def _loss_terms(self, epoch: int, x_a: torch.Tensor, idx_a: torch.Tensor, x_b: torch.Tensor,
                     idx_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named loss terms of one paired batch; every concrete method defines them."""
         raise NotImplementedError
 
     def _total_loss(self, epoch: int, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted sum of ``terms`` at ``epoch`` (schedules differ per method)."""
         raise NotImplementedError
 
     def _after_step(self) -> None:

@@ -67,6 +67,17 @@ def progressive_weight(epoch: int, total_epochs: int) -> float:
     return 0.0 if exponent > 700 else 1.0 / (1.0 + math.exp(exponent))
 
 
+def center_domain(features: np.ndarray) -> np.ndarray:
+    """``retrieval_space='centered'``: one domain's features minus their mean, re-normalised.
+
+    Eq. 8 moves one domain onto the other by the difference of their means; removing each
+    domain's own mean does the same for retrieval without choosing a direction.
+    """
+    centered = features - features.mean(axis=0, keepdims=True)
+    return (centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
+            ).astype(np.float32)
+
+
 def _choice(value: Any, name: str, choices: tuple) -> Any:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is unknown; valid: {', '.join(map(str, choices))}")
@@ -354,8 +365,7 @@ class UEM(Method):
             features = embed_loader(self.encoder.backbone, self._loader(domain), self.device,
                                     normalize=True)
         if self.options["retrieval_space"] == "centered":
-            centered = features - features.mean(axis=0, keepdims=True)
-            features = centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
+            features = center_domain(features)
         return features.astype(np.float32, copy=False)
 
     def _embed_head(self, domain: DomainData) -> np.ndarray:
