@@ -71,3 +71,26 @@ def test_table_writes_markdown_or_latex(tmp_path, fmt: str, marker: str) -> None
 def test_table_of_an_empty_work_dir_says_why(tmp_path, capsys) -> None:
     assert main(["table", str(tmp_path)]) == 2
     assert "no runs folder" in capsys.readouterr().err
+
+
+def test_convert_writes_parquet_the_features_dataset_reads(tmp_path, capsys) -> None:
+    import numpy as np
+    import scipy.io
+
+    from u2cdr.data.features import FeatureFiles
+
+    folder = tmp_path / "mats"
+    folder.mkdir()
+    for domain in ("amazon", "dslr"):
+        scipy.io.savemat(folder / f"{domain}.mat", {"fts": np.arange(12.0).reshape(3, 4),
+                                                    "labels": np.array([[1], [2], [2], [3]])})
+    out = tmp_path / "office.parquet"
+    assert main(["convert", str(folder), str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "amazon: 4 rows × 3 from" in printed.out and "label_base 1" in printed.err
+    dataset = FeatureFiles(data_files=str(out), cache_dir=str(tmp_path / "cache"))
+    assert dataset.domains == ("amazon", "dslr") and dataset.class_names == ["0", "1", "2"]
+    assert np.asarray(dataset.load()["dslr"]["label"]).tolist() == [0, 1, 1, 2]
+    (folder / "dslr.mat").write_bytes(b"not a mat file")
+    assert main(["convert", str(folder), str(tmp_path / "bad.parquet")]) == 2
+    assert "dslr.mat" in capsys.readouterr().err

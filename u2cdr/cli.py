@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from mmengine.config import DictAction
@@ -44,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pairs: one table per dataset and scenario (default); ablation: "
                             "UEM's ablation variants as the paper's Table 4")
     table.add_argument("--out", help="write to this file instead of printing")
+
+    convert = commands.add_parser(
+        "convert", help="feature files (.mat/.npz/.csv, one file or a folder of one per domain) "
+                        "to one parquet file for the `features` dataset")
+    convert.add_argument("source", help="a feature file, or a folder with one file per domain")
+    convert.add_argument("out", help="the .parquet file to write")
+    convert.add_argument("--features-key", help="array/column holding the features")
+    convert.add_argument("--labels-key", help="array/column holding the labels")
+    convert.add_argument("--label-base", default="auto", choices=["auto", "0", "1"],
+                         help="the id of the first class in the files (default: detected)")
+    convert.add_argument("--class-names", help="file with one class name per line, in id order")
+    convert.add_argument("--domain", help="the domain name of a single file (default: its stem)")
 
     listing = commands.add_parser("list", help="registered components")
     listing.add_argument("kind", choices=sorted(REGISTRIES))
@@ -123,10 +136,14 @@ def check_data_available(cfg, cells=()) -> None:
 
     for name, dataset_cfg, _ in resolve_datasets(cfg):
         dataset = build(DATASETS, dataset_cfg, f"datasets ({name})")
+        started = time.time()
         try:
             loaded = dataset.load()
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as error:
             raise ConfigError(f"datasets ({name}): the data cannot be loaded: {error}") from error
+        state = ("read from the cache" if dataset.loaded_from_cache
+                 else f"built in {time.time() - started:.1f} s")
+        print(f"u2cdr: data {name}: {state} ({dataset.cache_path()})", file=sys.stderr)
         classes: dict[str, np.ndarray] = {}
         for query, gallery, scenario, seed in sorted({(c.query, c.gallery, c.scenario, c.seed)
                                                       for c in cells if c.dataset == name}):
@@ -193,7 +210,24 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "show": command_show, "table": command_table, "list": command_list}
+def command_convert(args: argparse.Namespace) -> int:
+    from u2cdr.data.convert import convert_features
+
+    try:
+        summary = convert_features(args.source, args.out, features_key=args.features_key,
+                                   labels_key=args.labels_key, label_base=args.label_base,
+                                   class_names_file=args.class_names, domain=args.domain)
+    except ValueError as error:
+        print(f"u2cdr: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    for domain, facts in summary["domains"].items():
+        print(f"{domain}: {facts['rows']} rows × {facts['dim']} from {facts['source']}")
+    print(f"u2cdr: wrote {summary['out']} (label_base {summary['label_base']})", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": command_run, "show": command_show, "table": command_table,
+            "convert": command_convert, "list": command_list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ content depends on — never a path, so moved data finds its cache) and ``build_
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 import io
 import logging
@@ -85,6 +86,9 @@ class DomainDataset(abc.ABC):
     name: ClassVar[str] = ""
     builder_version: ClassVar[str] = "1"
     default_transforms: ClassVar[TransformConfig]
+    # The column a method's input comes from: 'image' here, 'features' for datasets of vectors
+    # (``feature_dataset.py``), whose cells train methods in frozen-feature mode.
+    input_column: ClassVar[str] = "image"
 
     def __init__(self, *, cache_dir: str | None = None, image_size: int | None = None,
                  channels: int | None = None, mean: list[float] | None = None,
@@ -94,6 +98,13 @@ class DomainDataset(abc.ABC):
             raise ValueError(f"max_bad_fraction must lie in [0, 1] (the share of a domain's images "
                              f"that may be unreadable and skipped), got {max_bad_fraction!r}")
         self.max_bad_fraction = float(max_bad_fraction)
+        self.cache_dir = cache_dir
+        # True/False after ``load()``: whether the data came from the cache or was built now.
+        self.loaded_from_cache: bool | None = None
+        self._loaded: dict[str, Dataset] | None = None
+        self._manifest: dict | None = None
+        if self.input_column != "image":  # vectors: no image transforms (feature_dataset.py)
+            return
         defaults = self.default_transforms
         channels = defaults.channels if channels is None else int(channels)
         mean = fit_to_channels(defaults.mean, channels) if mean is None else tuple(map(float, mean))
@@ -103,11 +114,6 @@ class DomainDataset(abc.ABC):
             channels=channels, mean=mean, std=std,
             augmentation=defaults.augmentation if augmentation is None else augmentation,
             center_crop=defaults.center_crop, background=defaults.background)
-        self.cache_dir = cache_dir
-        # True/False after ``load()``: whether the data came from the cache or was built now.
-        self.loaded_from_cache: bool | None = None
-        self._loaded: dict[str, Dataset] | None = None
-        self._manifest: dict | None = None
 
     # ----- what a subclass provides -------------------------------------------------------
     @property
@@ -186,6 +192,22 @@ class DomainDataset(abc.ABC):
         """``(train_transform, eval_transform)``: PIL image → normalised float tensor."""
         return build_transforms(self.transform_config)
 
+    def domain_transforms(self, domain: Dataset) -> tuple[Transform, Transform]:
+        """The transforms of one (scenario-filtered) domain; images need nothing domain-specific.
+
+        Feature datasets override it: their normalisation and augmentations are fitted to the
+        domain's own vectors (z-scoring, noise scaled to the domain's spread, within-domain mixup).
+        """
+        return self.transforms()
+
+    def domain_inputs(self, domain: Dataset) -> Any:
+        """What ``DomainData.images`` indexes per row; None = the ``image`` column."""
+        return None
+
+    def describe_inputs(self) -> dict:
+        """What a method's inputs are, for records and table captions."""
+        return {"kind": "image", "transform": dataclasses.asdict(self.transform_config)}
+
     # ----- building -------------------------------------------------------------------------
     def _build_into(self, staging: Path) -> dict:
         scratch = staging / "scratch"
@@ -199,12 +221,12 @@ class DomainDataset(abc.ABC):
                                         f"{', '.join(missing)} (found: {found})")
             summary = {}
             for domain in self.domains:
-                dataset, skipped = _without_unreadable_images(self._canonical(built[domain], domain))
+                dataset, skipped = self._drop_unreadable(self._canonical(built[domain], domain), domain)
                 summary[domain] = {"num_images": len(dataset), "skipped_images": skipped}
                 self._check_unreadable(domain, summary[domain])  # before anything is saved
                 if len(dataset) == 0:
                     raise DataNotFoundError(f"{self.name}: domain {domain!r} has no readable images")
-                summary[domain]["content_sha256"] = content_hash(dataset)
+                summary[domain]["content_sha256"] = self._content_hash(dataset)
                 dataset.save_to_disk(str(staging / domain))
             del built
         shutil.rmtree(scratch)
@@ -215,6 +237,13 @@ class DomainDataset(abc.ABC):
                 "fingerprint": f"{self.name}@{self.builder_version}:{stable_hash(identity, 12)}",
                 "class_names": self.class_names, "domains": summary, "source": provenance,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    def _drop_unreadable(self, dataset: Dataset, domain: str) -> tuple[Dataset, list[dict]]:
+        """``dataset`` without rows whose input is unusable, and ``{row, path, error}`` of each."""
+        return _without_unreadable_images(dataset)
+
+    def _content_hash(self, dataset: Dataset) -> str:
+        return content_hash(dataset)
 
     def _listed(self, domain: str, skipped: list[dict]) -> str:
         shown = "; ".join(f"{self.image_location(domain, bad['path'], bad['row'])} ({bad['error']})"

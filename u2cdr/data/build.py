@@ -40,13 +40,14 @@ def build_pair(dataset: DomainDataset, query: str, gallery: str, scenario: str, 
               for domain in (query, gallery)}
     split = load_or_draw_split(split_path, np.unique(labels[query]), np.unique(labels[gallery]),
                                scenario, seed, dataset=dataset.name, query=query, gallery=gallery)
-    train_transform, eval_transform = dataset.transforms()
 
     def kept(domain: str, classes: list[int]) -> DomainData:
         rows = np.flatnonzero(np.isin(labels[domain], classes))
         subset: Dataset = loaded[domain].select(rows, keep_in_memory=True)
+        train_transform, eval_transform = dataset.domain_transforms(subset)
         return DomainData(name=domain, hf_dataset=subset, labels=labels[domain][rows],
-                          train_transform=train_transform, eval_transform=eval_transform)
+                          train_transform=train_transform, eval_transform=eval_transform,
+                          inputs=dataset.domain_inputs(subset))
 
     return DomainPair(dataset=dataset.name, query=kept(query, split["query_classes"]),
                       gallery=kept(gallery, split["gallery_classes"]),

@@ -3,7 +3,8 @@
 Domain folder names are normalised (``'Real World'`` → ``'real_world'``) so the original
 archives' folder names work as they are; Office-31's extra level
 (``amazon/images/<class>``) is accepted too. Class folders are checked against the
-dataset's global class map before any image is read, and every offending folder is named.
+dataset's global class map before any image is read, and every offending folder is named;
+a folder may carry an alias of its class instead (``hund`` → ``dog``, ``ClassAliases``).
 Rows are sorted by class folder and file name, so row order does not depend on the file
 system.
 """
@@ -54,7 +55,8 @@ def class_folders(domain_dir: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class FolderImage:
-    """One image file: its class name and its path relative to the domain folder."""
+    """One image file: its (global, aliased) class name and its path relative to the domain
+    folder (which starts with the class folder's own name)."""
 
     class_name: str
     relative_path: str
@@ -62,8 +64,14 @@ class FolderImage:
     mtime_ns: int
 
 
-def list_domain_images(domain_dir: Path, class_map: ClassMap) -> list[FolderImage]:
-    """Images of one domain's class folders that are in ``class_map`` (others are skipped)."""
+def list_domain_images(domain_dir: Path, class_map: ClassMap,
+                       class_aliases: Mapping[str, str] | None = None) -> list[FolderImage]:
+    """Images of one domain's class folders that are in ``class_map`` (others are skipped).
+
+    ``class_aliases`` maps a folder name to its class name (``{'hund': 'dog'}``); each image
+    gets the class its folder resolves to, so two folders aliased to one class are merged.
+    """
+    aliases = class_aliases or {}
     names = class_folders(domain_dir)
     stray = sorted(p.name for p in domain_dir.iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -73,13 +81,14 @@ def list_domain_images(domain_dir: Path, class_map: ClassMap) -> list[FolderImag
                          + (" …" if len(stray) > 5 else ""))
     images = []
     for name in names:
-        if name not in class_map:
+        class_name = aliases.get(name, name)
+        if class_name not in class_map:
             continue
         for path in sorted((domain_dir / name).rglob("*")):
             if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
                     and not path.name.startswith(".")):
                 stat = path.stat()
-                images.append(FolderImage(name, path.relative_to(domain_dir).as_posix(),
+                images.append(FolderImage(class_name, path.relative_to(domain_dir).as_posix(),
                                           stat.st_size, stat.st_mtime_ns))
     return images
 

@@ -4,12 +4,13 @@ One loader for data with the columns ``image`` / ``label`` / ``domain`` (the lay
 hub's ``flwrlabs/office-home`` and ``flwrlabs/pacs``) or the folder layout
 ``ROOT/<domain>/<class>/<image>``. The first of ``root``, ``data_files``, ``hub_id`` that is
 given is read (local data wins over the hub). Labels always go through the dataset's one
-global class map (``class_map.py``); domain names are normalised (``'Real World'`` →
-``'real_world'``).
+global class map (``class_map.py``), after an optional alias table (``class_aliases``) has
+mapped the names a domain uses (``hund``) to the global ones (``dog``); domain names are
+normalised (``'Real World'`` → ``'real_world'``).
 
 Registered: ``hf_domains`` (any such data; domains and classes from config or discovered)
-and the benchmarks of the UEM paper with their fixed domains and classes: ``office31``,
-``office_home``, ``domainnet7``.
+and benchmarks with their fixed domains and classes: those of the UEM paper, ``office31``,
+``office_home``, ``domainnet7``, and ``office_caltech10``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, Features, Value
 
 from u2cdr.data.base import DEFAULT_MAX_BAD_FRACTION, DataNotFoundError, DomainDataset
-from u2cdr.data.class_map import ClassMap, ClassMapError
+from u2cdr.data.class_map import ClassAliases, ClassMap, ClassMapError
 from u2cdr.data.folder import (FolderImage, class_folders, domain_key, find_domain_dirs,
                                folder_domain_dataset, list_domain_images)
 from u2cdr.data.hashing import stable_hash
@@ -48,7 +49,13 @@ class HFDomainsDataset(DomainDataset):
         domains: domain ids to use (normalised); default: every domain found. Required with
             ``hub_id`` alone, so the grid can be checked without downloading.
         class_names: the global class names in id order; default: discovered (the sorted
-            union of class folders, or the labels' names).
+            union of class folders, or the labels' names; with ``class_aliases``, the sorted
+            union of the names they resolve to).
+        class_aliases: names as found on disk (class folders, label names) → global class
+            names, either for every domain (``{'hund': 'dog'}``) or per domain id
+            (``{'caltech': {'hund': 'dog'}}``); see ``class_map.ClassAliases``. Folders of one
+            domain aliased to one class are merged. Given, it replaces the class's built-in
+            table (``default_class_aliases``); ``{}`` turns that off.
         ignore_unlisted_classes: skip classes outside ``class_names`` instead of raising.
         max_bad_fraction: the share of a domain's images that may be unreadable (skipped with
             a warning, counted in each record); more stops the build (default 0.01).
@@ -62,11 +69,13 @@ class HFDomainsDataset(DomainDataset):
     # Set by the benchmark subclasses below.
     default_hub_id: ClassVar[str | None] = None
     domain_aliases: ClassVar[dict[str, str]] = {}
+    default_class_aliases: ClassVar[dict] = {}
 
     def __init__(self, hub_id: str | None = None, data_files: str | list[str] | None = None,
                  root: str | None = None, domains: list[str] | None = None,
-                 class_names: list[str] | None = None, ignore_unlisted_classes: bool = False,
-                 hub_config: str | None = None, hub_revision: str | None = None,
+                 class_names: list[str] | None = None, class_aliases: dict | None = None,
+                 ignore_unlisted_classes: bool = False, hub_config: str | None = None,
+                 hub_revision: str | None = None,
                  hub_split: str | None = None, cache_dir: str | None = None,
                  image_size: int | None = None, channels: int | None = None,
                  mean: list[float] | None = None, std: list[float] | None = None,
@@ -84,9 +93,21 @@ class HFDomainsDataset(DomainDataset):
         self._configured_class_names = list(class_names) if class_names else None
         if self._configured_class_names is not None:
             ClassMap(self._configured_class_names)  # unique, non-empty
+        self.class_aliases = ClassAliases(
+            self.default_class_aliases if class_aliases is None else class_aliases,
+            domain_key=lambda raw: domain_key(raw, self.domain_aliases))
+        if self._configured_class_names is not None:
+            self.class_aliases.check_targets(ClassMap(self._configured_class_names), self.name)
+        if self._configured_domains is not None:
+            self.class_aliases.check_domains(self._configured_domains, self.name)
         if self.source_kind == "hub" and self._configured_domains is None:
             raise ValueError(f"{self.name}: with hub_id={self.hub_id!r} give `domains` too (the "
                              f"domain names of its `domain` column, e.g. domains=['art', 'photo'])")
+        if (self.source_kind == "hub" and self.class_aliases.per_domain
+                and self._configured_class_names is None):
+            raise ValueError(f"{self.name}: per-domain class_aliases on hub_id="
+                             f"{self.resolved_hub_id!r} need class_names= too (which names occur "
+                             f"in which domain is not known without downloading)")
         if self.data_files is not None:
             unknown = [f for f in self.data_files if Path(f).suffix.lower() not in FILE_BUILDERS]
             if unknown or len({Path(f).suffix.lower() for f in self.data_files}) > 1:
@@ -137,18 +158,30 @@ class HFDomainsDataset(DomainDataset):
         if self._configured_class_names is not None:
             return list(self._configured_class_names)
         if self.source_kind == "folder":
-            return ClassMap.from_found(name for domain in self.domains
+            return ClassMap.from_found(self.class_aliases.resolve(domain, name)
+                                       for domain in self.domains
                                        for name in class_folders(self._domain_dir(domain))).names
+        if self.source_kind == "files" and self.class_aliases:
+            self.class_aliases.check_domains(self.domains, self.name)
+            return ClassMap.from_found(
+                self.class_aliases.resolve(domain_key(domain, self.domain_aliases), name)
+                for domain, name in _file_domain_label_pairs(self._checked_files())).names
         if self.source_kind == "files":
             return _file_class_names(self._checked_files())
         if self.source_kind == "hub":
-            return _hub_class_names(self._hub_features(), self.resolved_hub_id)
+            names = _hub_class_names(self._hub_features(), self.resolved_hub_id)
+            if self.class_aliases:  # flat ones (per-domain ones need class_names, see __init__)
+                return ClassMap.from_found(self.class_aliases.resolve(domain, name)
+                                           for domain in self.domains for name in names).names
+            return names
         raise self.missing_data_error("no root, data_files or hub_id is set")
 
     # ----- cache identity and building ------------------------------------------------------
     def source_identity(self) -> dict:
         identity: dict = {"kind": self.source_kind, "aliases": self.domain_aliases,
                           "ignore_unlisted_classes": self.ignore_unlisted_classes}
+        if self.class_aliases:  # absent otherwise, so caches built before aliases stay valid
+            identity["class_aliases"] = self.class_aliases.identity()
         if self.source_kind == "folder":
             identity["listing"] = stable_hash([
                 [domain, image.class_name, image.relative_path, image.size, image.mtime_ns]
@@ -209,11 +242,14 @@ class HFDomainsDataset(DomainDataset):
     def _folder_listing(self) -> dict[str, list[FolderImage]]:
         """Every domain's images; class folders are checked against the map first."""
         class_map = self.class_map()
+        self.class_aliases.check_domains(self.domains, self.name)
         if not self.ignore_unlisted_classes:
-            class_map.check([(str(self._domain_dir(domain) / name), name) for domain in self.domains
-                             for name in class_folders(self._domain_dir(domain))],
-                            "class folder", context=self.name)
-        listing = {domain: list_domain_images(self._domain_dir(domain), class_map)
+            self._check_names(class_map, [
+                (str(self._domain_dir(domain) / name), self.class_aliases.resolve(domain, name))
+                for domain in self.domains for name in class_folders(self._domain_dir(domain))],
+                "class folder")
+        listing = {domain: list_domain_images(self._domain_dir(domain), class_map,
+                                              self.class_aliases.for_domain(domain))
                    for domain in self.domains}
         for domain, images in listing.items():
             if not images:
@@ -222,6 +258,16 @@ class HFDomainsDataset(DomainDataset):
                     f"{domain!r}) holds no images in class folders of the class map "
                     f"(<domain>/<class>/<image>); a retrieval domain needs images")
         return listing
+
+    def _check_names(self, class_map: ClassMap, found: list[tuple[str, str]], what: str) -> None:
+        """``class_map.check`` of resolved names; the error lists the aliased names too."""
+        try:
+            class_map.check(found, what, context=self.name)
+        except ClassMapError as error:
+            if not self.class_aliases:
+                raise
+            raise ClassMapError(f"{error}\nNames class_aliases maps: "
+                                f"{self.class_aliases.describe(self.domains)}") from None
 
     # ----- file and hub sources ------------------------------------------------------------
     def _checked_files(self) -> list[Path]:
@@ -265,15 +311,27 @@ class HFDomainsDataset(DomainDataset):
         names = _label_names(raw, self.class_names, where).astype(str)
         unique_array, name_index = np.unique(names, return_inverse=True)
         unique_names: list[str] = unique_array.tolist()
-        if not self.ignore_unlisted_classes:
-            class_map.check([(f"{where}: label {name!r}", name) for name in unique_names], "label",
-                            context=self.name)
-        # -1 marks rows of classes outside the map (skipped with ignore_unlisted_classes).
-        ids = np.array([class_map.id_of(n) if n in class_map else -1 for n in unique_names],
-                       dtype=np.int64)[name_index]
         raw_domains, domain_index = np.unique(np.asarray(raw["domain"]).astype(str),
                                               return_inverse=True)
-        keys = np.array([domain_key(d, self.domain_aliases) for d in raw_domains])[domain_index]
+        domain_keys = [domain_key(d, self.domain_aliases) for d in raw_domains]
+        keys = np.array(domain_keys)[domain_index]
+        self.class_aliases.check_domains(self.domains, self.name)
+        # Aliases may depend on the domain: resolve each (domain, name) pair that occurs once.
+        stride = max(len(unique_names), 1)
+        pairs, pair_index = np.unique(domain_index * stride + name_index, return_inverse=True)
+        pair_domains = [domain_keys[i] for i in (pairs // stride).tolist()]
+        pair_names = [unique_names[i] for i in (pairs % stride).tolist()]
+        resolved = [self.class_aliases.resolve(domain, name)
+                    for domain, name in zip(pair_domains, pair_names)]
+        if not self.ignore_unlisted_classes:
+            located = {}  # one entry per unknown label (per domain with per-domain aliases)
+            for domain, name, target in zip(pair_domains, pair_names, resolved):
+                suffix = f" (domain {domain!r})" if self.class_aliases.per_domain else ""
+                located.setdefault(f"{where}: label {name!r}{suffix}", target)
+            self._check_names(class_map, sorted(located.items()), "label")
+        # -1 marks rows of classes outside the map (skipped with ignore_unlisted_classes).
+        ids = np.array([class_map.id_of(n) if n in class_map else -1 for n in resolved],
+                       dtype=np.int64)[pair_index]
         features = self.features()
         table = (raw.select_columns(["image"])
                  .add_column("label", np.maximum(ids, 0), feature=features["label"])
@@ -336,6 +394,27 @@ def _file_class_names(files: Sequence[Path]) -> list[str]:
     return label_names if label_names is not None else sorted(strings)
 
 
+def _file_domain_label_pairs(files: Sequence[Path]) -> set[tuple[str, str]]:
+    """Every distinct ``(raw domain, class name)`` of the files (only those two columns read)."""
+    pairs: set[tuple[str, str]] = set()
+    for path in files:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path, columns=["domain", "label"])
+        else:
+            with pa.memory_map(str(path)) as source:
+                table = _arrow_reader(source).read_all().select(["domain", "label"])
+        feature = Features.from_arrow_schema(table.schema).get("label")
+        unique = table.group_by(["domain", "label"]).aggregate([])
+        domains, labels = unique.column("domain").to_pylist(), unique.column("label").to_pylist()
+        if isinstance(feature, ClassLabel):
+            labels = [feature.names[label] for label in labels]
+        elif not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+            raise ClassMapError(f"{path}: integer labels need class_names= in the dataset config "
+                                f"(label id i is class_names[i])")
+        pairs.update((str(domain), str(label)) for domain, label in zip(domains, labels))
+    return pairs
+
+
 def _hub_class_names(features: Features | None, hub_id: str) -> list[str]:
     feature = (features or {}).get("label")
     if not isinstance(feature, ClassLabel):
@@ -361,7 +440,9 @@ def _label_names(raw: Dataset, class_names: list[str], where: str) -> np.ndarray
 
 
 class _BenchmarkDataset(HFDomainsDataset):
-    """A benchmark with fixed domains and classes; only the data's location is config."""
+    """A benchmark with fixed domains and classes; the data's location is config, and so is
+    ``class_aliases`` for copies whose folders spell a class differently (it replaces the
+    benchmark's ``default_class_aliases``)."""
 
     known_domains: ClassVar[tuple[str, ...]] = ()
     known_class_names: ClassVar[tuple[str, ...]] = ()
@@ -369,12 +450,14 @@ class _BenchmarkDataset(HFDomainsDataset):
 
     def __init__(self, root: str | None = None, data_files: str | list[str] | None = None,
                  hub_id: str | None = None, hub_revision: str | None = None,
+                 class_aliases: dict | None = None,
                  cache_dir: str | None = None, image_size: int | None = None,
                  channels: int | None = None, mean: list[float] | None = None,
                  std: list[float] | None = None, augmentation: str | None = None,
                  max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         super().__init__(hub_id=hub_id, data_files=data_files, root=root,
                          domains=list(self.known_domains), class_names=list(self.known_class_names),
+                         class_aliases=class_aliases,
                          ignore_unlisted_classes=self.ignore_unlisted, hub_revision=hub_revision,
                          cache_dir=cache_dir, image_size=image_size, channels=channels, mean=mean,
                          std=std, augmentation=augmentation, max_bad_fraction=max_bad_fraction)
@@ -396,6 +479,12 @@ OFFICE_HOME_CLASSES = (
     "Postit_Notes", "Printer", "Push_Pin", "Radio", "Refrigerator", "Ruler", "Scissors",
     "Screwdriver", "Shelf", "Sink", "Sneakers", "Soda", "Speaker", "Spoon", "TV", "Table",
     "Telephone", "ToothBrush", "Toys", "Trash_Can", "Webcam")
+
+# Office-Caltech10 (Gong et al. 2012, GFK): the ten classes Office-31 shares with Caltech-256,
+# named as in Office-31's folders.
+OFFICE_CALTECH10_CLASSES = (
+    "back_pack", "bike", "calculator", "headphones", "keyboard", "laptop_computer", "monitor",
+    "mouse", "mug", "projector")
 
 # UCDIR's 7 DomainNet classes with more than 200 images per domain; the names are the ones
 # ProtoOT (built on UCDIR's code) hard-codes (see spec/uem.md §4.1).
@@ -434,3 +523,20 @@ class DomainNet7(_BenchmarkDataset):
     known_domains = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
     known_class_names = DOMAINNET7_CLASSES
     ignore_unlisted = True
+
+
+@DATASETS.register_module(name="office_caltech10")
+class OfficeCaltech10(_BenchmarkDataset):
+    """Office-Caltech10 (Gong et al. 2012): Amazon, Caltech-256, DSLR, Webcam; 10 classes.
+
+    The ten classes Office-31 shares with Caltech-256 (Gong et al. 2012, "Geodesic Flow Kernel
+    for Unsupervised Domain Adaptation"). No hub copy is known: set ``root`` to a folder
+    ``ROOT/<domain>/<class>/<image>``. Copies name classes as Office-31 does (``back_pack``,
+    ``laptop_computer``) or plainly (``backpack``, ``laptop``); both are read, through the
+    built-in alias table.
+    """
+
+    name: ClassVar[str] = "office_caltech10"
+    known_domains = ("amazon", "caltech", "dslr", "webcam")
+    known_class_names = OFFICE_CALTECH10_CLASSES
+    default_class_aliases = {"backpack": "back_pack", "laptop": "laptop_computer"}

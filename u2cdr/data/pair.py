@@ -18,18 +18,35 @@ from torch.utils.data import DataLoader, Dataset
 Transform = Callable[[Any], torch.Tensor]
 
 
-class IndexedImages(Dataset):
-    """``(image_tensor, index)`` pairs of one domain under one transform."""
+class ImageColumn:
+    """Row ``i``'s ``image`` of an HF dataset (decoded to PIL on access)."""
 
-    def __init__(self, hf_dataset: Any, transform: Transform) -> None:
+    def __init__(self, hf_dataset: Any) -> None:
         self.hf_dataset = hf_dataset
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.hf_dataset)
 
+    def __getitem__(self, index: int) -> Any:
+        return self.hf_dataset[int(index)]["image"]
+
+
+class IndexedImages(Dataset):
+    """``(input_tensor, index)`` pairs of one domain under one transform.
+
+    ``inputs`` is anything indexable by row: an ``ImageColumn`` for image domains, the rows of
+    a feature matrix for feature domains (``feature_dataset.FeatureRows``).
+    """
+
+    def __init__(self, inputs: Any, transform: Transform) -> None:
+        self.inputs = inputs
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.hf_dataset[int(index)]["image"]), int(index)
+        return self.transform(self.inputs[int(index)]), int(index)
 
 
 @dataclass
@@ -37,7 +54,8 @@ class DomainData:
     """One domain of a cell: its images (an HF ``Dataset``), global labels and transforms.
 
     ``labels`` are ids in the dataset's global class map; they are for evaluation only — a
-    method that reads them must declare ``uses_labels = True``.
+    method that reads them must declare ``uses_labels = True``. ``inputs`` replaces the
+    ``image`` column as what the transforms receive per row (feature domains set it).
     """
 
     name: str
@@ -45,13 +63,15 @@ class DomainData:
     labels: np.ndarray
     train_transform: Transform
     eval_transform: Transform
+    inputs: Any = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def images(self, train: bool = False) -> IndexedImages:
-        """The domain's images under the train (augmenting) or eval transform."""
-        return IndexedImages(self.hf_dataset, self.train_transform if train else self.eval_transform)
+        """The domain's images (or vectors) under the train (augmenting) or eval transform."""
+        inputs = self.inputs if self.inputs is not None else ImageColumn(self.hf_dataset)
+        return IndexedImages(inputs, self.train_transform if train else self.eval_transform)
 
     def eval_loader(self, batch_size: int = 256, num_workers: int = 0) -> DataLoader:
         """Images in dataset order under the eval transform, for ``Method.embed``."""

@@ -94,7 +94,8 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
     from u2cdr.engine.provenance import provenance
     from u2cdr.evaluation.open_set import detect_private_generic
     from u2cdr.methods._trainer import checkpoint_interval
-    from u2cdr.registry import DATASETS, METHODS, PROTOCOLS, build, import_all_components
+    from u2cdr.engine.frozen_mode import feature_method_cfg
+    from u2cdr.registry import DATASETS, METHODS, PROTOCOLS, build, import_all_components, lookup
 
     for module in custom_imports or []:
         importlib.import_module(module)
@@ -106,7 +107,16 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
                       split_path(work_dir, spec))
     logger.info("data: %s %s (%d images) → %s (%d images), scenario %s", spec["dataset"],
                 spec["query"], len(pair.query), spec["gallery"], len(pair.gallery), spec["scenario"])
-    method = build(METHODS, spec["method_cfg"], f"method {spec['method']}", device=device)
+    method_cfg = spec["method_cfg"]
+    feature_mode = None
+    if dataset.input_column != "image":
+        method_cls = lookup(METHODS, method_cfg["type"], f"method {spec['method']}")
+        feature_dim = pair.query.inputs.dim
+        method_cfg = feature_method_cfg(method_cfg, method_cls, spec["method"], feature_dim)
+        feature_mode = {"configured_backbone": spec["method_cfg"].get("backbone"),
+                        "trained_on": f"{feature_dim}-d vectors ({dataset.feature_source()})"}
+        logger.info("frozen-feature mode: %s trains on %s", spec["method"], feature_mode["trained_on"])
+    method = build(METHODS, method_cfg, f"method {spec['method']}", device=device)
     loaded = time.time()
     with checkpoint_interval(checkpoint_every):
         method.fit(pair, cell_dir)
@@ -140,6 +150,9 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
         "flags": method.describe().get("flags", {}),
         "dataset_cfg": spec["dataset_cfg"],
         "dataset_fingerprint": dataset.fingerprint(),
+        "data_cache": "hit" if dataset.loaded_from_cache else "built",
+        "inputs": dataset.describe_inputs(),
+        "feature_mode": feature_mode,
         "skipped_images": {domain: count for domain, count in dataset.skipped_images().items()
                            if domain in (spec["query"], spec["gallery"])},
         "split": pair.split,

@@ -117,14 +117,18 @@ def resolve_datasets(cfg: Config) -> list[tuple[str, dict, list[tuple[str, str]]
     resolved = []
     for index, entry in enumerate(plain(cfg.datasets)):
         path = f"datasets[{index}]"
+        variable = None
         if isinstance(entry, str):
             named = cfg.get(entry)
+            variable = entry if isinstance(named, Mapping) else None
             entry = plain(named) if isinstance(named, Mapping) else {"type": entry}
         if not isinstance(entry, dict) or "type" not in entry:
             raise ConfigError(f"{path}: expected a dataset config dict with `type`, got {entry!r}")
         dataset_cfg = copy.deepcopy(entry)
         pairs = dataset_cfg.pop("pairs", None)
-        name = dataset_cfg.pop("name", None) or str(dataset_cfg["type"])
+        # The display name: `name=`, else the config variable that holds the entry (two
+        # `features` datasets in one grid stay apart), else the registered type.
+        name = dataset_cfg.pop("name", None) or variable or str(dataset_cfg["type"])
         dataset = build(DATASETS, dataset_cfg, path)
         domains = list(dataset.domains)
         if pairs is None:
@@ -143,6 +147,11 @@ def resolve_datasets(cfg: Config) -> list[tuple[str, dict, list[tuple[str, str]]
                 raise ConfigError(f"{path}.pairs[{pair_index}]: query and gallery are both {pair[0]!r}")
             checked_pairs.append((str(pair[0]), str(pair[1])))
         resolved.append((name, dataset_cfg, checked_pairs))
+    names = [name for name, _, _ in resolved]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"datasets: the name(s) {duplicates} appear twice; give each entry its "
+                          f"own `name=` so their results do not mix")
     return resolved
 
 

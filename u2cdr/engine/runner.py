@@ -21,7 +21,8 @@ from u2cdr.engine.cell import CELL_SPEC_FILE, LOG_FILE, execute, skipped_record
 from u2cdr.engine.grid import Cell
 from u2cdr.engine.store import (STATUS_FILE, claim, finished_record, heartbeat, read_json,
                                 release, write_json_atomic, write_status)
-from u2cdr.registry import METHODS, lookup
+from u2cdr.engine.frozen_mode import needs_images_reason
+from u2cdr.registry import DATASETS, METHODS, lookup
 
 LAUNCHERS = ("local", "inline")
 HEARTBEAT_SECONDS = 30.0
@@ -106,9 +107,13 @@ def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: 
              custom_imports: list[str] | None, cell_timeout: float | None, checkpoint_every: int,
              summary: GridSummary, bar: tqdm) -> None:
     method_cls = lookup(METHODS, cell.method_cfg["type"], cell.method)
+    reason = None
     if cell.scenario not in method_cls.supports:
-        cell_dir.mkdir(parents=True, exist_ok=True)
         reason = f"{cell.method} supports {sorted(method_cls.supports)}, not {cell.scenario!r}"
+    elif lookup(DATASETS, cell.dataset_cfg["type"], cell.dataset).input_column != "image":
+        reason = needs_images_reason(method_cls, cell.method)
+    if reason is not None:
+        cell_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cell_dir / "result.json",
                           skipped_record(cell.spec(), reason, method_cls))
         summary.counts["skipped"] += 1

@@ -29,6 +29,8 @@ class Method:
             ('euclidean' or 'cosine'); the generic open-set rule uses it.
         trains: False only for methods with nothing to learn (e.g. ``pretrained``); the
             conformance test checks that every other method changes its parameters.
+        needs_images: why the method cannot run on feature vectors (frozen-feature mode,
+            ``u2cdr.engine.frozen_mode``), or None when it can; such cells are skipped.
     """
 
     supports: ClassVar[frozenset[str]] = frozenset(SCENARIOS)
@@ -36,6 +38,7 @@ class Method:
     family: ClassVar[str] = "other"
     distance: ClassVar[str] = "euclidean"
     trains: ClassVar[bool] = True
+    needs_images: ClassVar[str | None] = None
 
     def fit(self, pair: DomainPair, work_dir: Path) -> None:
         """Train on ``pair`` (labels unseen). ``work_dir`` holds logs and checkpoints."""

@@ -130,6 +130,9 @@ class DGDIR(MomentumContrastMethod):
     """
 
     stage: ClassVar[str] = "dgdir"
+    needs_images: ClassVar[str | None] = (
+        "its views mix the Fourier amplitude and phase of images (style/structure split), which "
+        "has no counterpart for a feature vector")
 
     def __init__(self, backbone: dict, head: str = "mlp", low_dim: int = 128, epochs: int = 200,
                  batch_size: int = 32, lr: float = 2e-4, momentum: float = 0.9,

