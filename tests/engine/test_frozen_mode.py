@@ -114,3 +114,19 @@ def test_embedding_backbone_is_refused_on_features_and_dgdir_declares_why() -> N
                               16)["backbone"]["in_dim"] == 16
     assert "Fourier" in needs_images_reason(METHODS.module_dict["dgdir"], "dgdir")
     assert needs_images_reason(uem, "uem") is None
+
+
+def test_each_cell_keeps_its_features_labels_and_source_rows(tmp_path) -> None:
+    config = _grid(tmp_path)
+    work_dir = tmp_path / "work"
+    assert main(["run", str(config), "--work-dir", str(work_dir), "--launcher", "inline",
+                 "--cfg-options", "methods=[pretrained]", "datasets=[npz]",
+                 "scenarios=[partial,open]"]) == 0
+    for result in work_dir.glob("runs/**/result.json"):
+        record = json.loads(result.read_text())
+        saved = np.load(result.parent / "features.npz")
+        assert saved["query_features"].shape == (record["num_query"], 8)
+        assert saved["query_features"].dtype == np.float16
+        # the rows kept by the scenario, as indices into the full domain (8 rows per class)
+        np.testing.assert_array_equal(saved["query_rows"] // 8, saved["query_labels"])
+        assert ("private_pred" in saved) == (record["scenario"] == "open")

@@ -47,7 +47,7 @@ def build_pair(dataset: DomainDataset, query: str, gallery: str, scenario: str, 
         train_transform, eval_transform = dataset.domain_transforms(subset)
         return DomainData(name=domain, hf_dataset=subset, labels=labels[domain][rows],
                           train_transform=train_transform, eval_transform=eval_transform,
-                          inputs=dataset.domain_inputs(subset))
+                          inputs=dataset.domain_inputs(subset), source_rows=rows)
 
     return DomainPair(dataset=dataset.name, query=kept(query, split["query_classes"]),
                       gallery=kept(gallery, split["gallery_classes"]),

@@ -55,7 +55,9 @@ class DomainData:
 
     ``labels`` are ids in the dataset's global class map; they are for evaluation only — a
     method that reads them must declare ``uses_labels = True``. ``inputs`` replaces the
-    ``image`` column as what the transforms receive per row (feature domains set it).
+    ``image`` column as what the transforms receive per row (feature domains set it);
+    ``source_rows`` are the rows' indices in the dataset's full domain (before the scenario's
+    class filter), so a report can show the image behind a retrieved feature.
     """
 
     name: str
@@ -64,6 +66,7 @@ class DomainData:
     train_transform: Transform
     eval_transform: Transform
     inputs: Any = None
+    source_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

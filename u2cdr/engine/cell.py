@@ -79,6 +79,33 @@ def determinism(device: str) -> dict:
                          "spread over seeds"}
 
 
+FEATURES_FILE = "features.npz"
+
+
+def save_features(cell_dir: Path, pair, query_features: np.ndarray, gallery_features: np.ndarray,
+                  private_pred: np.ndarray | None) -> Path:
+    """The cell's retrieval features (float16), labels and source rows, for reports and figures.
+
+    Figures (top-k retrievals with their images, t-SNE before/after training) are drawn from
+    this file later, without retraining; float16 halves the disk cost and ranks the same up to
+    ties. Written atomically, before the record, so a record implies its features.
+    """
+    path = cell_dir / FEATURES_FILE
+    temporary = cell_dir / (FEATURES_FILE + ".tmp.npz")
+    arrays = {"query_features": query_features.astype(np.float16),
+              "gallery_features": gallery_features.astype(np.float16),
+              "query_labels": np.asarray(pair.query.labels, dtype=np.int64),
+              "gallery_labels": np.asarray(pair.gallery.labels, dtype=np.int64)}
+    for role, domain in (("query", pair.query), ("gallery", pair.gallery)):
+        if domain.source_rows is not None:
+            arrays[f"{role}_rows"] = np.asarray(domain.source_rows, dtype=np.int64)
+    if private_pred is not None:
+        arrays["private_pred"] = np.asarray(private_pred, dtype=bool)
+    np.savez_compressed(temporary, **arrays)
+    temporary.replace(path)
+    return path
+
+
 def _identity(spec: dict) -> dict:
     return {key: spec[key] for key in ("key", "method", "dataset", "query", "gallery",
                                        "scenario", "seed")}
@@ -133,6 +160,7 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
             private_pred = detect_private_generic(query_features, gallery_features,
                                                   distance=method.distance, seed=spec["seed"])
             detector = f"generic (App. B.2: K-means on queries, max intra-cluster {method.distance} distance)"
+    save_features(cell_dir, pair, query_features, gallery_features, private_pred)
     protocol = build(PROTOCOLS, spec["protocol_cfg"], "evaluation")
     metrics = protocol.evaluate(query_features, pair.query.labels, gallery_features,
                                 pair.gallery.labels, scenario=spec["scenario"],
