@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -29,9 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run every unfinished cell of a grid, then write tables")
     _add_config_arguments(run)
     run.add_argument("--dry-run", action="store_true", help="check the config and list the cells")
-    run.add_argument("--launcher", default="local", choices=["local", "inline"],
-                     help="local: one subprocess per cell (default); inline: this process")
+    run.add_argument("--launcher", default="local", choices=["local", "inline", "slurm"],
+                     help="local: one subprocess per cell (default); inline: this process; "
+                          "slurm: one cluster job per cell through submitit (config key slurm)")
     run.add_argument("--device", help="cpu or cuda (overrides the config's device)")
+    cluster = run.add_argument_group("slurm launcher (override the config's slurm=dict(...))")
+    cluster.add_argument("--slurm-partition", help="the Slurm partition")
+    cluster.add_argument("--slurm-time", type=int, metavar="MINUTES", help="time limit per job")
+    cluster.add_argument("--slurm-gpus", type=int, help="GPUs per job")
+    cluster.add_argument("--slurm-array-parallelism", type=int, metavar="N",
+                         help="most jobs running at once")
+    cluster.add_argument("--no-wait", action="store_true",
+                         help="submit and return; `u2cdr run` again later collects the jobs "
+                              "and submits again only cells whose job failed")
 
     show = commands.add_parser("show", help="print the expanded grid with each cell's state")
     _add_config_arguments(show)
@@ -57,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the id of the first class in the files (default: detected)")
     convert.add_argument("--class-names", help="file with one class name per line, in id order")
     convert.add_argument("--domain", help="the domain name of a single file (default: its stem)")
+
+    from u2cdr.report.command import add_report_arguments
+
+    report = commands.add_parser(
+        "report", help="one Markdown/LaTeX document: every table, paper numbers and deltas, "
+                       "GAP decisions, environment, retrieval / t-SNE / bar-chart figures")
+    add_report_arguments(report)
 
     listing = commands.add_parser("list", help="registered components")
     listing.add_argument("kind", choices=sorted(REGISTRIES))
@@ -88,10 +106,17 @@ def _print_cells(cells, work_dir: Path) -> None:
     print(f"{len(cells)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
 
 
+def _slurm_flags(args: argparse.Namespace) -> dict:
+    """The ``--slurm-*`` flags given, as ``slurm`` config keys."""
+    flags = {"partition": args.slurm_partition, "time": args.slurm_time, "gpus": args.slurm_gpus,
+             "array_parallelism": args.slurm_array_parallelism}
+    return {key: value for key, value in flags.items() if value is not None}
+
+
 def command_run(args: argparse.Namespace) -> int:
     import torch
 
-    from u2cdr.engine.config import custom_import_names
+    from u2cdr.engine.config import custom_import_names, slurm_settings
     from u2cdr.engine.grid import check_methods_build
     from u2cdr.engine.runner import run_cells
 
@@ -99,10 +124,21 @@ def command_run(args: argparse.Namespace) -> int:
     device = args.device or cfg.device
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    flags = _slurm_flags(args)
+    if args.launcher != "slurm" and (flags or args.no_wait):
+        given = [f"--slurm-{k.replace('_', '-')}" for k in flags] + ["--no-wait"] * args.no_wait
+        raise ConfigError(f"{', '.join(given)}: only with --launcher slurm")
+    slurm = slurm_settings(cfg, flags) if args.launcher == "slurm" else None
+    if slurm is not None:
+        from u2cdr.engine.slurm import job_parameters
+
+        job_parameters(slurm, device, cfg.cell_timeout)  # GPUs vs device, before any data loads
+    # Slurm jobs run on compute nodes: the GPU is theirs, not this (login) node's.
+    runs_here = slurm is None or slurm.cluster == "local"
+    if str(device).startswith("cuda") and runs_here and not torch.cuda.is_available():
         raise ConfigError(f"device: {device!r} was asked for but torch sees no CUDA device; "
                           f"use --device cpu")
-    check_methods_build(cfg, device, instantiate=not args.dry_run)
+    check_methods_build(cfg, device if runs_here else "cpu", instantiate=not args.dry_run)
     work_dir = Path(cfg.work_dir).resolve()
     if args.dry_run:
         _print_cells(cells, work_dir)
@@ -113,11 +149,20 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"u2cdr: {len(cells)} cells, work dir {work_dir}", file=sys.stderr)
     summary = run_cells(cells, work_dir, launcher=args.launcher, device=device,
                         custom_imports=custom_import_names(cfg), cell_timeout=cfg.cell_timeout,
-                        checkpoint_every=cfg.checkpoint_every)
+                        checkpoint_every=cfg.checkpoint_every, slurm=slurm,
+                        wait=not args.no_wait)
+    if slurm is not None:
+        count = len(summary.submitted)
+        print(f"u2cdr: {count} job{'' if count == 1 else 's'} submitted", file=sys.stderr)
     print(f"u2cdr: {summary.line()}", file=sys.stderr)
     for label, error, log in summary.failures:
         print(f"  failed: {label}\n    {error}\n    log: {log}", file=sys.stderr)
-    _write_and_print_tables(work_dir)
+    in_flight = summary.counts["queued or running"]
+    if in_flight:
+        print(f"u2cdr: {in_flight} jobs queued or running; `u2cdr table {work_dir}` shows the "
+              f"finished cells, the same `u2cdr run` command collects the rest", file=sys.stderr)
+    else:
+        _write_and_print_tables(work_dir)
     return 1 if summary.failures else 0
 
 
@@ -126,15 +171,30 @@ def check_data_available(cfg, cells=()) -> None:
 
     Missing or unreadable data, or a partial/open split that leaves a domain fewer than 2
     classes, stops the run at once instead of failing cells one by one. It also builds the
-    on-disk caches in one process, so cell processes only read them.
+    on-disk caches in one process, so cell processes only read them. A dataset whose cells
+    are all finished in ``cfg.work_dir`` is not loaded: nothing will read it (the resume path).
     """
     import numpy as np
 
     from u2cdr.data.splits import draw_split
     from u2cdr.engine.grid import resolve_datasets
+    from u2cdr.engine.store import cell_state
     from u2cdr.registry import DATASETS, build
 
-    for name, dataset_cfg, _ in resolve_datasets(cfg):
+    work_dir = Path(cfg.work_dir).resolve()
+    finished = {c.dataset for c in cells} - {
+        c.dataset for c in cells
+        if cell_state(work_dir / c.relative_dir, c.key) not in ("done", "skipped")}
+    to_load = [(name, dataset_cfg) for name, dataset_cfg, _ in resolve_datasets(cfg)
+               if name not in finished]
+    # Methods with backbone.frozen=True run on a frozen_features wrapper of their dataset: its
+    # features are extracted here, once, rather than by whichever cell comes first.
+    wrappers = {json.dumps(c.dataset_cfg, sort_keys=True, default=str): (c.dataset, c.dataset_cfg)
+                for c in cells if c.dataset_cfg.get("type") == "frozen_features"
+                and cell_state(work_dir / c.relative_dir, c.key) not in ("done", "skipped")}
+    to_load += [(f"{name} ({cfg_['backbone']['type']} frozen)", cfg_)
+                for name, cfg_ in wrappers.values() if cfg_ not in [c for _, c in to_load]]
+    for name, dataset_cfg in to_load:
         dataset = build(DATASETS, dataset_cfg, f"datasets ({name})")
         started = time.time()
         try:
@@ -146,7 +206,7 @@ def check_data_available(cfg, cells=()) -> None:
         print(f"u2cdr: data {name}: {state} ({dataset.cache_path()})", file=sys.stderr)
         classes: dict[str, np.ndarray] = {}
         for query, gallery, scenario, seed in sorted({(c.query, c.gallery, c.scenario, c.seed)
-                                                      for c in cells if c.dataset == name}):
+                                                      for c in cells if c.dataset_cfg == dataset_cfg}):
             for domain in (query, gallery):
                 if domain not in classes:
                     classes[domain] = np.unique(np.asarray(loaded[domain]["label"]))
@@ -158,14 +218,15 @@ def check_data_available(cfg, cells=()) -> None:
 
 
 def _write_and_print_tables(work_dir: Path) -> None:
-    from u2cdr.tables import build_tables, load_records, render_markdown, write_tables
+    from u2cdr.tables import write_tables
 
     try:
         written = write_tables(work_dir)
-        print(render_markdown(build_tables(load_records(work_dir))))
     except (FileNotFoundError, ValueError) as error:
         print(f"u2cdr: no tables yet ({error})", file=sys.stderr)
         return
+    # all.md is every table rendered in Markdown: print it rather than build the tables twice.
+    print(next(path for path in written if path.name == "all.md").read_text(encoding="utf-8"))
     print(f"u2cdr: tables written to {written[0].parent if written else work_dir}", file=sys.stderr)
 
 
@@ -210,6 +271,12 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_report(args: argparse.Namespace) -> int:
+    from u2cdr.report.command import command_report
+
+    return command_report(args)
+
+
 def command_convert(args: argparse.Namespace) -> int:
     from u2cdr.data.convert import convert_features
 
@@ -227,7 +294,7 @@ def command_convert(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": command_run, "show": command_show, "table": command_table,
-            "convert": command_convert, "list": command_list}
+            "convert": command_convert, "report": _command_report, "list": command_list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 # Paper scale (benchmarks/_base_/methods/uem.py): ResNet-50 from MoCo-v2, 100 IDSE epochs on
 # Office and 200 on DomainNet (the `*_dn` rows; each dataset only runs its own schedule), then 50
 # CDSM epochs. Table rows: open-set shared mAP@All and open-set accuracy (App. B.1 detector).
-# Run on a GPU: u2cdr run benchmarks/paper/ablation.py --device cuda (set each dataset's root).
+# Run on a GPU: u2cdr run benchmarks/paper/ablation.py --device cuda (set each dataset's root),
+# then u2cdr table work_dirs/paper --layout ablation --paper.
 _base_ = ['../_base_/datasets/office31.py', '../_base_/datasets/office_home.py',
           '../_base_/datasets/domainnet7.py', '../_base_/methods/uem.py']
 
@@ -27,4 +28,6 @@ seeds = [2024, 2025, 2026]
 evaluation = dict(type='uem')
 exclude = ([dict(method=m, dataset='domainnet7') for m in methods[:5]]
            + [dict(method=m, dataset=d) for m in methods[5:] for d in ('office31', 'office_home')])
-work_dir = 'work_dirs/paper/ablation'
+# The work dir all.py and the table configs share: the full UEM's open-set cells are also
+# Tables 3, 7 and 8's (same config, same key, same folder), so they run once.
+work_dir = 'work_dirs/paper'

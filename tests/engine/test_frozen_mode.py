@@ -130,3 +130,36 @@ def test_each_cell_keeps_its_features_labels_and_source_rows(tmp_path) -> None:
         # the rows kept by the scenario, as indices into the full domain (8 rows per class)
         np.testing.assert_array_equal(saved["query_rows"] // 8, saved["query_labels"])
         assert ("private_pred" in saved) == (record["scenario"] == "open")
+
+
+def test_backbone_frozen_true_runs_the_method_on_cached_features_of_the_images(
+        tmp_path, monkeypatch, shared_cache, capsys) -> None:
+    monkeypatch.setenv("U2CDR_CACHE", shared_cache)
+    config = tmp_path / "frozen.py"
+    frozen = "dict(type='pixels', image_size=8, frozen=True, views=1)"
+    config.write_text(f"""
+_base_ = [{str(REPO / 'benchmarks' / 'default.py')!r}]
+methods = ['pretrained', 'instdisc']
+scenarios = ['closed']
+digits = dict(pairs=[('printed', 'uci')])
+method_library = dict(pretrained=dict(_delete_=True, type='pretrained', backbone={frozen}),
+                      instdisc=dict(backbone=dict(_delete_=True, **{frozen}), epochs=1))
+""")
+    work_dir = tmp_path / "work"
+    assert main(["run", str(config), "--work-dir", str(work_dir), "--launcher", "inline"]) == 0
+    # extracted once, before the cells, and shared by both methods
+    assert capsys.readouterr().err.count("data digits (pixels frozen):") == 1
+    records = {r["method"]: r for r in (json.loads(p.read_text())
+                                        for p in work_dir.glob("runs/**/result.json"))}
+    for record in records.values():
+        assert record["status"] == "done"
+        assert record["dataset"] == "digits"
+        assert record["dataset_cfg"]["type"] == "frozen_features"
+        assert record["dataset_cfg"]["images"]["type"] == "digits"
+        assert record["dataset_cfg"]["backbone"] == {"type": "pixels", "image_size": 8}
+        assert record["inputs"]["feature_dim"] == 64 and record["inputs"]["views"] == 1
+    assert records["pretrained"]["feature_dim"] == 64
+    assert records["instdisc"]["feature_dim"] == 128
+    with pytest.raises(ConfigError, match="backbone.frozen must be True or False"):
+        from u2cdr.engine.frozen_mode import with_frozen_backbone
+        with_frozen_backbone({"backbone": {"type": "pixels", "frozen": "yes"}}, {"type": "digits"})

@@ -26,10 +26,10 @@ def fake_records() -> pd.DataFrame:
 
 def _tidy_row(**fields: object) -> dict:
     """One tidy record row; unspecified fields get a plain done closed-set digits cell."""
-    row = {"method": "m", "family": "f", "uses_labels": False, "dataset": "digits",
+    row = {"method": "m", "method_type": None, "family": "f", "uses_labels": False, "dataset": "digits",
            "query": "mnist", "gallery": "uci", "scenario": "closed", "seed": 2024,
            "metric": "map_all", "value": 50.0, "status": "done", "skip_reason": None,
-           "protocol": "uem", "flags": json.dumps({}), "key": None, "path": None}
+           "protocol": "uem", "flags": json.dumps({}), "inputs": None, "key": None, "path": None}
     unknown = set(fields) - set(row)
     if unknown:
         raise KeyError(f"unknown tidy fields {sorted(unknown)}")

@@ -94,25 +94,50 @@ class DomainPair:
     split: dict = field(default_factory=dict)
 
     def paired_batches(self, batch_size: int, generator: torch.Generator, train: bool = True,
-                       num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor,
-                                                               torch.Tensor, torch.Tensor]]:
+                       num_workers: int = 0, rank: int = 0, world_size: int = 1
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One epoch of ``(x_a, idx_a, x_b, idx_b)`` batches, ``batch_size`` from each domain.
 
         UCDIR's convention: an epoch covers the larger domain once; the smaller one is drawn
         again at random to fill the epoch, so both domains appear in every step.
+
+        With ``world_size > 1`` (one cell trained by several processes) ``batch_size`` is the
+        *global* per-domain batch: every rank draws the same epoch order from ``generator``
+        (seeded alike on every rank) and keeps the contiguous slice ``rank`` of each global
+        batch, ``batch_size // world_size`` images per domain. The slices of ranks 0..N-1,
+        concatenated, are exactly the one-process batch, so gathering in rank order
+        reconstructs it. ``batch_size`` must be divisible by ``world_size``.
         """
+        rank_batch = rank_batch_size(batch_size, world_size)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} is outside 0..{world_size - 1} (world_size={world_size})")
         steps = math.ceil(max(len(self.query), len(self.gallery)) / batch_size)
         order_a = _epoch_order(len(self.query), steps * batch_size, generator)
         order_b = _epoch_order(len(self.gallery), steps * batch_size, generator)
-        loader_a = DataLoader(self.query.images(train), batch_size=batch_size,
+        if world_size > 1:
+            order_a = order_a.reshape(steps, world_size, rank_batch)[:, rank].reshape(-1)
+            order_b = order_b.reshape(steps, world_size, rank_batch)[:, rank].reshape(-1)
+        loader_a = DataLoader(self.query.images(train), batch_size=rank_batch,
                               sampler=order_a.tolist(), num_workers=num_workers)
-        loader_b = DataLoader(self.gallery.images(train), batch_size=batch_size,
+        loader_b = DataLoader(self.gallery.images(train), batch_size=rank_batch,
                               sampler=order_b.tolist(), num_workers=num_workers)
         for (x_a, idx_a), (x_b, idx_b) in zip(loader_a, loader_b):
             yield x_a, idx_a, x_b, idx_b
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(max(len(self.query), len(self.gallery)) / batch_size)
+
+
+def rank_batch_size(batch_size: int, world_size: int) -> int:
+    """Images per domain one rank takes from a global batch of ``batch_size`` (see ``paired_batches``)."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    if batch_size < 1 or batch_size % world_size:
+        below = max(batch_size // world_size, 1) * world_size
+        raise ValueError(f"batch_size={batch_size} is the global per-domain batch and must be a positive "
+                         f"multiple of the number of processes ({world_size}); valid nearby: "
+                         f"{below}, {below + world_size}")
+    return batch_size // world_size
 
 
 def _epoch_order(size: int, length: int, generator: torch.Generator) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 Run as ``python -m u2cdr.engine.cell CELL_DIR`` by the local launcher, so a crash, an
 out-of-memory kill or a leak stays inside its cell; the inline launcher calls ``run_cell``.
+``torchrun --nproc_per_node=N -m u2cdr.engine.cell CELL_DIR`` trains the cell with N processes
+(methods with ``supports_ddp``): every rank trains, rank 0 alone embeds, scores and writes the
+status and result files (``u2cdr.engine.distributed``).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from u2cdr.engine import distributed
 from u2cdr.engine.store import RESULT_FILE, read_json, write_json_atomic, write_status
 
 CELL_SPEC_FILE = "cell.json"
@@ -112,10 +116,11 @@ def _identity(spec: dict) -> dict:
 
 
 def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
-             custom_imports: list[str] | None = None, checkpoint_every: int = 1) -> dict:
+             custom_imports: list[str] | None = None, checkpoint_every: int = 1) -> dict | None:
     """Train, embed and score one cell; write ``result.json`` last and return the record.
 
     ``checkpoint_every``: epochs between resumable training checkpoints (0: none).
+    Under torchrun every rank trains; ranks other than 0 return None after ``fit``.
     """
     from u2cdr.data.build import build_pair
     from u2cdr.engine.provenance import provenance
@@ -128,10 +133,15 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
         importlib.import_module(module)
     import_all_components()
     started = time.time()
+    if distributed.init_from_env(device):
+        _check_supports_ddp(lookup(METHODS, spec["method_cfg"]["type"], f"method {spec['method']}"),
+                            spec["method"])
+        device = str(distributed.local_device(device))
     seed_everything(spec["seed"])
-    dataset = build(DATASETS, spec["dataset_cfg"], f"dataset {spec['dataset']}")
-    pair = build_pair(dataset, spec["query"], spec["gallery"], spec["scenario"], spec["seed"],
-                      split_path(work_dir, spec))
+    with distributed.main_first():  # rank 0 alone builds data caches and the split file
+        dataset = build(DATASETS, spec["dataset_cfg"], f"dataset {spec['dataset']}")
+        pair = build_pair(dataset, spec["query"], spec["gallery"], spec["scenario"], spec["seed"],
+                          split_path(work_dir, spec))
     logger.info("data: %s %s (%d images) → %s (%d images), scenario %s", spec["dataset"],
                 spec["query"], len(pair.query), spec["gallery"], len(pair.gallery), spec["scenario"])
     method_cfg = spec["method_cfg"]
@@ -148,6 +158,8 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
     with checkpoint_interval(checkpoint_every):
         method.fit(pair, cell_dir)
     fitted = time.time()
+    if not distributed.is_main():
+        return None
     query_features = _check_features(method.embed(pair.query), len(pair.query), "query", spec["method"])
     gallery_features = _check_features(method.embed(pair.gallery), len(pair.gallery), "gallery",
                                        spec["method"])
@@ -200,9 +212,20 @@ def run_cell(spec: dict, cell_dir: Path, work_dir: Path, device: str = "cpu",
     return record
 
 
+def _check_supports_ddp(method_cls: type, name: str) -> None:
+    if not getattr(method_cls, "supports_ddp", False):
+        raise RuntimeError(
+            f"method {name!r} ({method_cls.__name__}) does not support multi-process training "
+            f"(supports_ddp=False) but the cell was launched with WORLD_SIZE={distributed.world_size()}; "
+            "run it in one process (python -m u2cdr.engine.cell CELL_DIR, or u2cdr run) or use a "
+            "method that supports it")
+
+
 def attach_log_file(cell_dir: Path) -> logging.Handler:
-    """Send the ``u2cdr`` logger to the cell's ``log.txt`` (one file per cell)."""
-    handler = logging.FileHandler(cell_dir / LOG_FILE)
+    """Send the ``u2cdr`` logger to the cell's ``log.txt`` (one file per cell; rank r > 0 of a
+    torchrun cell writes ``log.rank<r>.txt``)."""
+    name = LOG_FILE if distributed.is_main() else f"log.rank{distributed.rank()}.txt"
+    handler = logging.FileHandler(cell_dir / name)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -215,26 +238,40 @@ def execute(cell_dir: Path) -> int:
     if not isinstance(payload, dict):
         print(f"u2cdr: cannot read {cell_dir / CELL_SPEC_FILE}", file=sys.stderr)
         return 2
-    handler = attach_log_file(cell_dir)
     spec = payload["spec"]
-    write_status(cell_dir, "running", key=spec["key"])
+    try:
+        distributed.init_from_env(payload.get("device", "cpu"))
+    except Exception as error:  # a torchrun launch that cannot form its process group
+        write_status(cell_dir, "failed", key=spec["key"], error=f"{type(error).__name__}: {error}")
+        return 1
+    main = distributed.is_main()  # under torchrun only rank 0 writes status and result files
+    handler = attach_log_file(cell_dir)
+    if main:
+        write_status(cell_dir, "running", key=spec["key"])
     try:
         record = run_cell(spec, cell_dir, Path(payload["work_dir"]), payload.get("device", "cpu"),
                           payload.get("custom_imports"), payload.get("checkpoint_every", 1))
     except KeyboardInterrupt:
-        write_status(cell_dir, "interrupted", key=spec["key"])
+        if main:
+            write_status(cell_dir, "interrupted", key=spec["key"])
         raise
     except Exception as error:  # the grid goes on; the failure is recorded with its cause
         logger.exception("cell failed")
-        write_status(cell_dir, "failed", key=spec["key"], error=f"{type(error).__name__}: {error}",
-                     traceback=traceback.format_exc()[-4000:])
+        if main:
+            write_status(cell_dir, "failed", key=spec["key"], error=f"{type(error).__name__}: {error}",
+                         traceback=traceback.format_exc()[-4000:])
         return 1
     finally:
         logger.removeHandler(handler)
         handler.close()
-    write_status(cell_dir, "done", key=spec["key"], metrics=record["metrics"])
+    if main:
+        write_status(cell_dir, "done", key=spec["key"], metrics=record["metrics"])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(execute(Path(sys.argv[1])))
+    try:
+        exit_code = execute(Path(sys.argv[1]))
+    finally:
+        distributed.shutdown()
+    sys.exit(exit_code)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mmengine.config import Config
 
 from u2cdr.registry import ConfigError, closest_name
+
+if TYPE_CHECKING:
+    from u2cdr.engine.slurm import SlurmSettings
 
 GRID_KEYS = {
     "methods": "registered method names, names from `method_library`, or method config dicts",
@@ -28,6 +31,9 @@ GRID_KEYS = {
     "cell_timeout": "seconds a cell may run before it is stopped (None: no limit)",
     "checkpoint_every": "epochs between a training cell's resumable checkpoints (1: every epoch; "
                         "0: none); the last epoch is always saved unless 0",
+    "slurm": "job settings for `--launcher slurm`: dict(partition=..., time=minutes, gpus=..., "
+             "cpus_per_task=..., mem_gb=..., array_parallelism=..., sbatch_options=dict(...), "
+             "log_dir=..., cluster='slurm' or 'local')",
 }
 # Axes and lists: a bare string here would be read letter by letter.
 LIST_KEYS = ("methods", "datasets", "scenarios", "seeds", "exclude")
@@ -41,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": [],
     "cell_timeout": None,
     "checkpoint_every": 1,
+    "slurm": {},
 }
 
 
@@ -95,6 +102,21 @@ def _check_grid_types(cfg: Config) -> None:
     for key in ("device", "work_dir"):
         if not isinstance(cfg.get(key), str):
             raise ConfigError(f"{key}: expected a string ({GRID_KEYS[key]}), got {cfg.get(key)!r}")
+    slurm_settings(cfg)
+
+
+def slurm_settings(cfg: Config, overrides: dict | None = None) -> SlurmSettings:
+    """The grid's ``slurm`` job settings with CLI ``overrides``; a bad key or value is named.
+
+    Checked at load time even when another launcher runs the grid, so a typo in a cluster config
+    is found on a laptop's dry run, not after queueing on the cluster.
+    """
+    from u2cdr.engine.slurm import parse_slurm_settings
+
+    raw = cfg.get("slurm")
+    if hasattr(raw, "to_dict"):
+        raw = raw.to_dict()
+    return parse_slurm_settings(raw, overrides)
 
 
 def _check_top_level_key(key: str, cfg: Config) -> None:

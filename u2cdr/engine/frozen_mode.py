@@ -6,6 +6,10 @@ backbone is replaced by ``identity`` of the vectors' width. The method class nee
 its projection head, domain classifier, prototypes and banks train on the vectors, and its
 augmentations are the dataset's feature-level ones. A method whose idea lives in pixel space
 declares ``needs_images`` and its cells are skipped with that reason (n/a in tables).
+
+A method config may also ask for it on an image dataset: ``backbone=dict(type=...,
+frozen=True, views=4)`` runs that method's cells on ``frozen_features`` of the dataset with
+that backbone (``with_frozen_backbone``), so one grid can hold fine-tuned and frozen variants.
 """
 from __future__ import annotations
 
@@ -43,3 +47,28 @@ def feature_method_cfg(method_cfg: dict, method_cls: type, method_name: str,
 def _default(method_cls: type, argument: str) -> object:
     parameter = inspect.signature(method_cls.__init__).parameters.get(argument)
     return None if parameter is None else parameter.default
+
+
+FROZEN_KEYS = ("frozen", "views", "view_seed")
+
+
+def with_frozen_backbone(method_cfg: dict, dataset_cfg: dict) -> tuple[dict, dict]:
+    """``(method_cfg, dataset_cfg)`` of a cell whose method asks for ``backbone.frozen=True``.
+
+    The backbone (without the frozen-mode keys) moves into a ``frozen_features`` wrapper of the
+    dataset, whose build extracts and caches its features once for every cell and method
+    sharing it; the method keeps its configured backbone only as a record (the cell replaces it
+    by ``identity``). Other configs are returned unchanged.
+    """
+    backbone = method_cfg.get("backbone")
+    if not isinstance(backbone, dict) or not backbone.get("frozen"):
+        return method_cfg, dataset_cfg
+    if backbone["frozen"] is not True:
+        raise ConfigError(f"backbone.frozen must be True or False, got {backbone['frozen']!r}")
+    if dataset_cfg.get("type") == "frozen_features":
+        raise ConfigError("backbone.frozen=True on a frozen_features dataset: the dataset already "
+                          "holds a frozen backbone's features; drop one of them")
+    network = {key: value for key, value in backbone.items() if key not in FROZEN_KEYS}
+    wrapper = {"type": "frozen_features", "images": dataset_cfg, "backbone": network,
+               **{key: backbone[key] for key in ("views", "view_seed") if key in backbone}}
+    return {**method_cfg, "backbone": network}, wrapper

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from mmengine.config import Config
 
+from u2cdr.engine.frozen_mode import with_frozen_backbone
 from u2cdr.methods.base import SCENARIOS
 from u2cdr.registry import (BACKBONES, DATASETS, METHODS, PROTOCOLS, ConfigError, build,
                             check_arguments, closest_name, lookup)
@@ -230,8 +231,9 @@ def expand_grid(cfg: Config) -> list[Cell]:
     for dataset_name, dataset_cfg, pairs in datasets:
         for (query, gallery), scenario, (method_name, method_cfg), seed in itertools.product(
                 pairs, scenarios, methods, seeds):
-            key = cell_key(method_cfg, dataset_cfg, query, gallery, scenario, seed, protocol_cfg)
-            cell = Cell(method_name, method_cfg, dataset_name, dataset_cfg, query, gallery,
+            cell_method, cell_dataset = with_frozen_backbone(method_cfg, dataset_cfg)
+            key = cell_key(cell_method, cell_dataset, query, gallery, scenario, seed, protocol_cfg)
+            cell = Cell(method_name, cell_method, dataset_name, cell_dataset, query, gallery,
                         scenario, int(seed), protocol_cfg, key)
             if not _excluded(cell, exclude):
                 cells.append(cell)
@@ -247,6 +249,7 @@ def check_methods_build(cfg: Config, device: str, instantiate: bool = True) -> N
     """
     for index, (name, method_cfg) in enumerate(resolve_methods(cfg)):
         path = f"methods[{index}] ({name})"
+        method_cfg, _ = with_frozen_backbone(method_cfg, {"type": "any"})
         if instantiate:
             build(METHODS, method_cfg, path, device=device)
             continue

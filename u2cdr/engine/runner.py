@@ -1,9 +1,10 @@
 """Running the cells of a grid: skip finished ones, claim, launch, record, go on.
 
 Launchers: ``local`` runs each cell in a fresh Python subprocess (a crash or a leak stays in
-its cell; the default), ``inline`` runs it in this process (for debugging). A failed cell is
-recorded and the grid continues; an interrupt leaves every finished ``result.json`` intact and
-the next ``u2cdr run`` repeats only unfinished cells.
+its cell; the default), ``inline`` runs it in this process (for debugging), ``slurm`` submits
+each cell as a cluster job through submitit (``u2cdr.engine.slurm``). A failed cell is recorded
+and the grid continues; an interrupt leaves every finished ``result.json`` intact and the next
+``u2cdr run`` repeats only unfinished cells.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -24,7 +26,10 @@ from u2cdr.engine.store import (STATUS_FILE, claim, finished_record, heartbeat, 
 from u2cdr.engine.frozen_mode import needs_images_reason
 from u2cdr.registry import DATASETS, METHODS, lookup
 
-LAUNCHERS = ("local", "inline")
+if TYPE_CHECKING:
+    from u2cdr.engine.slurm import SlurmSettings
+
+LAUNCHERS = ("local", "inline", "slurm")
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -34,9 +39,10 @@ class GridSummary:
 
     counts: Counter = field(default_factory=Counter)
     failures: list[tuple[str, str, Path]] = field(default_factory=list)
+    submitted: list[tuple[str, str]] = field(default_factory=list)  # (cell label, job id)
 
     def line(self) -> str:
-        order = ("done", "skipped", "failed", "busy", "ran")
+        order = ("done", "skipped", "failed", "busy", "queued or running", "ran")
         return ", ".join(f"{self.counts[k]} {k}" for k in order if self.counts[k])
 
 
@@ -77,13 +83,22 @@ def _launch_subprocess(cell_dir: Path, timeout: float | None) -> int:
 
 def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", device: str = "cpu",
               custom_imports: list[str] | None = None, cell_timeout: float | None = None,
-              checkpoint_every: int = 1) -> GridSummary:
+              checkpoint_every: int = 1, slurm: SlurmSettings | None = None,
+              wait: bool = True) -> GridSummary:
     """Run every unfinished cell of ``cells`` under ``work_dir``; return what happened.
 
     ``checkpoint_every``: epochs between a training cell's resumable checkpoints (0: none).
+    ``slurm`` and ``wait`` are read by the ``slurm`` launcher only: its job settings, and
+    whether to wait for the jobs (False: submit and return; a later run collects them).
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; valid choices: {', '.join(LAUNCHERS)}")
+    if launcher == "slurm":
+        from u2cdr.engine.slurm import SlurmSettings, run_cells_as_jobs
+
+        return run_cells_as_jobs(cells, work_dir, slurm or SlurmSettings(), device=device,
+                                 custom_imports=custom_imports, cell_timeout=cell_timeout,
+                                 checkpoint_every=checkpoint_every, wait=wait)
     summary = GridSummary()
     bar = tqdm(total=len(cells), desc="grid", unit="cell", disable=_progress_disabled(),
                dynamic_ncols=True)
@@ -103,19 +118,44 @@ def run_cells(cells: list[Cell], work_dir: Path, *, launcher: str = "local", dev
     return summary
 
 
-def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: str,
-             custom_imports: list[str] | None, cell_timeout: float | None, checkpoint_every: int,
-             summary: GridSummary, bar: tqdm) -> None:
+def record_if_unrunnable(cell: Cell, cell_dir: Path) -> bool:
+    """Write a skipped record when the cell's method cannot run it; True when it did.
+
+    A method declares the scenarios it supports, and image-only methods cannot train on a
+    dataset of vectors; such a cell is recorded (tables print n/a) instead of launched.
+    """
     method_cls = lookup(METHODS, cell.method_cfg["type"], cell.method)
     reason = None
     if cell.scenario not in method_cls.supports:
         reason = f"{cell.method} supports {sorted(method_cls.supports)}, not {cell.scenario!r}"
     elif lookup(DATASETS, cell.dataset_cfg["type"], cell.dataset).input_column != "image":
         reason = needs_images_reason(method_cls, cell.method)
-    if reason is not None:
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cell_dir / "result.json",
-                          skipped_record(cell.spec(), reason, method_cls))
+    if reason is None:
+        return False
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cell_dir / "result.json", skipped_record(cell.spec(), reason, method_cls))
+    return True
+
+
+def write_cell_spec(cell: Cell, cell_dir: Path, work_dir: Path, device: str,
+                    custom_imports: list[str] | None, checkpoint_every: int) -> None:
+    """``cell.json``: everything the cell process (``u2cdr.engine.cell``) needs to run it."""
+    write_json_atomic(cell_dir / CELL_SPEC_FILE, {"spec": cell.spec(), "work_dir": str(work_dir),
+                                                  "device": device,
+                                                  "custom_imports": custom_imports or [],
+                                                  "checkpoint_every": checkpoint_every})
+
+
+def failure_reason(cell_dir: Path, fallback: str) -> str:
+    """The error the cell recorded in ``status.json``, else ``fallback``."""
+    status = read_json(cell_dir / STATUS_FILE) or {}
+    return status.get("error") or fallback
+
+
+def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: str,
+             custom_imports: list[str] | None, cell_timeout: float | None, checkpoint_every: int,
+             summary: GridSummary, bar: tqdm) -> None:
+    if record_if_unrunnable(cell, cell_dir):
         summary.counts["skipped"] += 1
         return
     if not claim(cell_dir):
@@ -127,10 +167,7 @@ def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: 
         if record is not None:  # another runner finished it between our check and our claim
             summary.counts[record["status"]] += 1
             return
-        write_json_atomic(cell_dir / CELL_SPEC_FILE, {"spec": cell.spec(), "work_dir": str(work_dir),
-                                                      "device": device,
-                                                      "custom_imports": custom_imports or [],
-                                                      "checkpoint_every": checkpoint_every})
+        write_cell_spec(cell, cell_dir, work_dir, device, custom_imports, checkpoint_every)
         bar.set_description_str(f"{cell.method} {cell.query}→{cell.gallery} {cell.scenario} "
                                 f"s{cell.seed}")
         if launcher == "inline":
@@ -143,8 +180,7 @@ def _run_one(cell: Cell, cell_dir: Path, work_dir: Path, launcher: str, device: 
     if record is not None:
         summary.counts[record["status"]] += 1
         return
-    status = read_json(cell_dir / STATUS_FILE) or {}
-    error = status.get("error") or "the cell process ended without a result (see its log)"
+    error = failure_reason(cell_dir, "the cell process ended without a result (see its log)")
     summary.counts["failed"] += 1
     summary.failures.append((cell.label, error, cell_dir / LOG_FILE))
     bar.write(f"FAILED {cell.label}: {error}\n  log: {cell_dir / LOG_FILE}")

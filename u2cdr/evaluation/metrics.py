@@ -42,7 +42,8 @@ import numpy as np
 
 from u2cdr.evaluation.checks import (DISTANCES, as_flags, check_choice, check_interpolated,
                                      check_ks, check_positive_int, check_query_gallery)
-from u2cdr.evaluation.retrieval import ranked_relevance
+from u2cdr.evaluation.retrieval import (SearchIndex, as_search_index, map_row_parts,
+                                         ranked_relevance, top_k_relevance)
 
 AVERAGES = ("class", "query")
 PK_DENOMINATORS = ("min_k_relevant", "k")
@@ -70,17 +71,35 @@ class QueryAveragePrecision:
     non_interpolated: np.ndarray
 
 
-def _chunk_average_precision(relevance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """VOC and non-interpolated AP of each row of a ``[c, N_g]`` relevance matrix.
+def _chunk_average_precision(relevance: np.ndarray, labels: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """VOC and non-interpolated AP of each row of a ``[c, N_g]`` full-ranking relevance matrix.
 
-    Every row must hold at least one relevant item.
+    Only the relevant ranks are visited: the m-th hit of a row at 1-based rank ``r`` has
+    precision ``m / r``. Between hits precision only falls (TP fixed, rank growing), so VOC's
+    ``max_{j' ≥ j} prec_{j'}`` at a hit is the running maximum from the right over the row's
+    hits alone. Rows are taken a class at a time: in a full ranking every query of a class
+    has exactly that class's gallery count of hits, so its hits form a dense
+    ``[rows, n_c]`` table. A row's sums see only its own hits, so a query's AP does not
+    depend on the block it was ranked in.
+
+    Args:
+        relevance: ``[c, N_g]`` bool, ranked; every row holds at least one relevant item.
+        labels: ``[c]`` the rows' query labels.
     """
-    ranks = np.arange(1, relevance.shape[1] + 1, dtype=np.float64)
-    precision = np.cumsum(relevance, axis=1, dtype=np.float64) / ranks
-    num_relevant = relevance.sum(axis=1, dtype=np.float64)
-    non_interpolated = np.where(relevance, precision, 0.0).sum(axis=1) / num_relevant
-    interpolated_precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-    interpolated = np.where(relevance, interpolated_precision, 0.0).sum(axis=1) / num_relevant
+    num_rows, num_gallery = relevance.shape
+    interpolated = np.empty(num_rows, dtype=np.float64)
+    non_interpolated = np.empty(num_rows, dtype=np.float64)
+    _, class_of_row = np.unique(labels, return_inverse=True)
+    for class_index in range(int(class_of_row.max()) + 1):
+        rows = np.flatnonzero(class_of_row == class_index)
+        ranks = np.flatnonzero(relevance[rows]).reshape(rows.size, -1)  # row-major, 0-based
+        ranks -= (np.arange(rows.size) * num_gallery)[:, None]
+        num_relevant = ranks.shape[1]
+        precision = np.arange(1, num_relevant + 1, dtype=np.float64) / (ranks + 1.0)
+        non_interpolated[rows] = precision.sum(axis=1) / num_relevant
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)
+        interpolated[rows] = envelope.sum(axis=1) / num_relevant
     return interpolated, non_interpolated
 
 
@@ -99,10 +118,16 @@ def query_average_precisions(query: np.ndarray, query_labels: np.ndarray, galler
     interpolated = np.empty(scored.size, dtype=np.float64)
     non_interpolated = np.empty(scored.size, dtype=np.float64)
     if scored.size:
-        for rows, relevance in ranked_relevance(query[scored], query_labels[scored], gallery,
+        labels = query_labels[scored]
+        for rows, relevance in ranked_relevance(query[scored], labels, gallery,
                                                 gallery_labels, distance=distance,
                                                 chunk_size=chunk_size):
-            interpolated[rows], non_interpolated[rows] = _chunk_average_precision(relevance)
+            block_labels = labels[rows]
+            parts = map_row_parts(lambda part: _chunk_average_precision(relevance[part],
+                                                                        block_labels[part]),
+                                  *relevance.shape)
+            interpolated[rows] = np.concatenate([voc for voc, _ in parts])
+            non_interpolated[rows] = np.concatenate([plain for _, plain in parts])
     return QueryAveragePrecision(scored, query_labels[scored], interpolated, non_interpolated)
 
 
@@ -158,7 +183,8 @@ def map_at_all(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
 def precision_at_k(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
                    gallery_labels: np.ndarray, *, ks: Iterable[int] = (1, 5, 15),
                    denominator: str = "min_k_relevant", similarity: str = "cosine",
-                   chunk_size: int = 1024) -> dict[int, float]:
+                   chunk_size: int = 1024, index: SearchIndex | str = "exact"
+                   ) -> dict[int, float]:
     """P@k in percent for each k in ``ks`` (UCDIR's definition by default).
 
     Args:
@@ -169,6 +195,9 @@ def precision_at_k(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndar
             of ``hits in the top k / k`` (when ``k > N_g`` the whole gallery is the top k).
         similarity: ``'cosine'`` (UCDIR) or ``'euclidean'``.
         chunk_size: queries ranked at once (memory bound; the result does not depend on it).
+        index: what finds the top ``max(ks)`` items: ``'exact'`` (default) or a
+            ``SearchIndex`` / kind name for an approximate faiss index (``retrieval``), whose
+            missed neighbours count as misses.
 
     Returns:
         ``{k: P@k}`` over the queries whose class is in the gallery (``n_i = 0`` queries drop
@@ -178,6 +207,7 @@ def precision_at_k(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndar
     check_choice(denominator, "denominator", PK_DENOMINATORS)
     check_choice(similarity, "similarity", DISTANCES)
     chunk_size = check_positive_int(chunk_size, "chunk_size")
+    search = as_search_index(index)
     query, query_labels, gallery, gallery_labels = check_query_gallery(
         query, query_labels, gallery, gallery_labels)
     scored = np.flatnonzero(scorable_queries(query_labels, gallery_labels))
@@ -188,10 +218,10 @@ def precision_at_k(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndar
     num_gallery = gallery.shape[0]
     depth = min(max(ks), num_gallery)
     hits_sum = dict.fromkeys(ks, 0.0)
-    for rows, relevance in ranked_relevance(query[scored], query_labels[scored], gallery,
-                                            gallery_labels, distance=similarity,
-                                            chunk_size=chunk_size):
-        cumulative_hits = np.cumsum(relevance[:, :depth], axis=1)
+    for rows, relevance in top_k_relevance(query[scored], query_labels[scored], gallery,
+                                           gallery_labels, k=depth, distance=similarity,
+                                           chunk_size=chunk_size, index=search):
+        cumulative_hits = np.cumsum(relevance, axis=1)
         chunk_positions = np.arange(cumulative_hits.shape[0])
         for k in ks:
             cutoff = np.minimum(k, num_relevant[rows]) if denominator == "min_k_relevant" \

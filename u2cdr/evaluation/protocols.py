@@ -21,6 +21,14 @@ the truth, as UEM's shared-set mAP does.
 Keys that may be absent: every retrieval key when no query's class is in the gallery,
 ``open_set_acc`` when the open scenario has no private query, ``false_reject_rate`` when it has
 no shared query. The returned dict holds finite floats only, never NaN.
+
+Large galleries: P@k's top-k search takes an index choice (``index='exact'`` by default,
+``'ivf'``, ``'hnsw'``, or ``'auto'`` — exact up to ``approximate_above`` gallery items, IVF past
+it — with ``nlist``, ``nprobe``, ``hnsw_m``, ``ef_search`` and ``use_gpu``; see
+``retrieval.SearchIndex``). mAP@All is always computed over the full exact ranking, streamed in
+blocks (an approximate index only yields top-k lists; an AP over those would be mAP@k, a
+different metric). ``describe()`` records both: ``map_all_ranking``, and ``pk_search`` with the
+index that actually ran (``used``) once the protocol has evaluated a cell.
 """
 from __future__ import annotations
 
@@ -35,10 +43,28 @@ from u2cdr.evaluation.metrics import (AVERAGES, PK_DENOMINATORS, QueryAveragePre
                                       false_reject_rate, mean_average_precision,
                                       open_set_accuracy, precision_at_k,
                                       query_average_precisions, scorable_queries)
+from u2cdr.evaluation.retrieval import MAP_ALL_RANKING, SearchIndex
 from u2cdr.registry import PROTOCOLS
 
 SCENARIOS = ("closed", "partial", "open")
 TIE_BREAK = "equal scores ranked by ascending gallery index"
+# The P@k search settings (``retrieval.SearchIndex``), as protocol config keys.
+SEARCH_KNOBS = ("index", "approximate_above", "nlist", "nprobe", "hnsw_m", "ef_search",
+                "use_gpu")
+
+
+def protocol_cell_identity(resolved_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A protocol config (defaults filled in) as it should enter a cell key.
+
+    Search settings that cannot change the numbers are dropped: ``use_gpu`` always (like the
+    device), and every search knob when ``index`` is ``'exact'`` — so the cells of work dirs
+    written before the index choice existed keep their keys. An approximate or ``'auto'``
+    index changes P@k, so its settings stay in the key.
+    """
+    identity = {key: value for key, value in resolved_cfg.items() if key != "use_gpu"}
+    if identity.get("index", "exact") == "exact":
+        identity = {key: value for key, value in identity.items() if key not in SEARCH_KNOBS}
+    return identity
 
 
 class Protocol:
@@ -119,7 +145,7 @@ class CoDAProtocol(Protocol):
 
     def knobs(self) -> dict[str, Any]:
         return {"distance": self.distance, "interpolated": self.interpolated,
-                "average": self.average}
+                "average": self.average, "map_all_ranking": MAP_ALL_RANKING}
 
     def average_precisions(self, query_features: np.ndarray, query_labels: np.ndarray,
                            gallery_features: np.ndarray, gallery_labels: np.ndarray
@@ -140,27 +166,43 @@ class CoDAProtocol(Protocol):
 
 @PROTOCOLS.register_module(name="ucdir")
 class UCDIRProtocol(Protocol):
-    """UCDIR's P@k (``conghui1002/UCDIR:main.py`` ``retrieval_precision_cal``) as ``p@k``."""
+    """UCDIR's P@k (``conghui1002/UCDIR:main.py`` ``retrieval_precision_cal``) as ``p@k``.
+
+    ``index`` … ``use_gpu`` choose how each query's top k are found (``retrieval.SearchIndex``:
+    exact by default; IVF/HNSW for very large galleries, at the cost of missed neighbours).
+    """
 
     name = "ucdir"
 
     def __init__(self, *, ks: Iterable[int] = (1, 5, 15), pk_denominator: str = "min_k_relevant",
-                 pk_similarity: str = "cosine", chunk_size: int = 1024) -> None:
+                 pk_similarity: str = "cosine", index: str = "exact",
+                 approximate_above: int = 200_000, nlist: int | None = None, nprobe: int = 32,
+                 hnsw_m: int = 32, ef_search: int = 128, use_gpu: bool = False,
+                 chunk_size: int = 1024) -> None:
         super().__init__(chunk_size=chunk_size)
         self.ks = check_ks(ks)
         self.pk_denominator = check_choice(pk_denominator, "pk_denominator", PK_DENOMINATORS)
         self.pk_similarity = check_choice(pk_similarity, "pk_similarity", DISTANCES)
+        self.search = SearchIndex(kind=index, approximate_above=approximate_above, nlist=nlist,
+                                  nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search,
+                                  use_gpu=use_gpu)
+        self._last_search: tuple[int, int] | None = None  # (N_g, k) of the last evaluation
 
     def knobs(self) -> dict[str, Any]:
+        searched = self._last_search or (None, None)
         return {"ks": list(self.ks), "pk_denominator": self.pk_denominator,
-                "pk_similarity": self.pk_similarity}
+                "pk_similarity": self.pk_similarity,
+                "pk_search": self.search.describe(*searched)}
 
     def retrieval_metrics(self, query_features: np.ndarray, query_labels: np.ndarray,
                           gallery_features: np.ndarray, gallery_labels: np.ndarray
                           ) -> dict[str, float]:
         precisions = precision_at_k(query_features, query_labels, gallery_features,
                                     gallery_labels, ks=self.ks, denominator=self.pk_denominator,
-                                    similarity=self.pk_similarity, chunk_size=self.chunk_size)
+                                    similarity=self.pk_similarity, chunk_size=self.chunk_size,
+                                    index=self.search)
+        num_gallery = len(gallery_features)
+        self._last_search = (num_gallery, min(max(self.ks), num_gallery))
         return {f"p@{k}": value for k, value in precisions.items()}
 
 
@@ -170,7 +212,8 @@ class UEMProtocol(Protocol):
 
     ``map_all`` uses the configured ``interpolated`` and ``average``; ``map_all_micro``
     keeps the interpolation and averages over queries; ``map_all_noninterp`` keeps the
-    averaging and uses non-interpolated AP. All three come from one ranking.
+    averaging and uses non-interpolated AP. All three come from one ranking. The search
+    knobs (``index`` … ``use_gpu``) reach P@k only; mAP@All always ranks the full gallery.
     """
 
     name = "uem"
@@ -178,12 +221,17 @@ class UEMProtocol(Protocol):
     def __init__(self, *, ks: Iterable[int] = (1, 5, 15), distance: str = "euclidean",
                  interpolated: bool = True, average: str = "class",
                  pk_denominator: str = "min_k_relevant", pk_similarity: str = "cosine",
-                 chunk_size: int = 1024) -> None:
+                 index: str = "exact", approximate_above: int = 200_000,
+                 nlist: int | None = None, nprobe: int = 32, hnsw_m: int = 32,
+                 ef_search: int = 128, use_gpu: bool = False, chunk_size: int = 1024) -> None:
         super().__init__(chunk_size=chunk_size)
         self.map_protocol = CoDAProtocol(distance=distance, interpolated=interpolated,
                                          average=average, chunk_size=chunk_size)
         self.pk_protocol = UCDIRProtocol(ks=ks, pk_denominator=pk_denominator,
-                                         pk_similarity=pk_similarity, chunk_size=chunk_size)
+                                         pk_similarity=pk_similarity, index=index,
+                                         approximate_above=approximate_above, nlist=nlist,
+                                         nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search,
+                                         use_gpu=use_gpu, chunk_size=chunk_size)
 
     def knobs(self) -> dict[str, Any]:
         return {**self.map_protocol.knobs(), **self.pk_protocol.knobs()}

@@ -31,6 +31,11 @@ class Method:
             conformance test checks that every other method changes its parameters.
         needs_images: why the method cannot run on feature vectors (frozen-feature mode,
             ``u2cdr.engine.frozen_mode``), or None when it can; such cells are skipped.
+        supports_ddp: True when ``fit`` trains correctly as one of several ``torchrun``
+            processes (sharded batches, DDP, replicated state kept in sync; see
+            ``u2cdr.engine.distributed``); a cell launched with ``WORLD_SIZE > 1`` for any other
+            method fails with a message. It belongs to a training loop, so a subclass that
+            defines its own ``fit`` does not inherit it and must declare it again.
     """
 
     supports: ClassVar[frozenset[str]] = frozenset(SCENARIOS)
@@ -39,6 +44,12 @@ class Method:
     distance: ClassVar[str] = "euclidean"
     trains: ClassVar[bool] = True
     needs_images: ClassVar[str | None] = None
+    supports_ddp: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fit" in vars(cls) and "supports_ddp" not in vars(cls):
+            cls.supports_ddp = False  # a new loop is not distributed until it says so
 
     def fit(self, pair: DomainPair, work_dir: Path) -> None:
         """Train on ``pair`` (labels unseen). ``work_dir`` holds logs and checkpoints."""

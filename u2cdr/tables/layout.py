@@ -91,6 +91,10 @@ class _Method:
     name: str
     family: str
     uses_labels: bool
+    # The name the paper knows the row by: its registered type when the grid renamed a
+    # per-dataset variant (``uem_dn`` is matched with "UEM (paper)" when no other row of the
+    # table is a uem), else the grid name. Rows still show the grid name.
+    paper_name: str = ""
 
     @property
     def group(self) -> str:
@@ -140,18 +144,40 @@ def _pair_columns(rows: pd.DataFrame, paper_rows: pd.DataFrame, dataset: str,
     return list(dict.fromkeys([*leading, *ours, *paper_pairs]))
 
 
-def _methods(rows: pd.DataFrame) -> list[_Method]:
-    facts = rows.groupby("method", sort=False)[["family", "uses_labels"]].first()
-    methods = [_Method(str(name), str(row.family), bool(row.uses_labels))
-               for name, row in facts.iterrows()]
-    return sorted(methods, key=lambda m: (m.uses_labels, m.family.casefold(), m.name.casefold()))
+def _methods(rows: pd.DataFrame, method_order: Sequence[str] | None = None) -> list[_Method]:
+    """The table's rows: oracles last; families, and methods within them, in ``method_order``
+    (the grid config's ``methods``) where given, else alphabetically."""
+    columns = ["family", "uses_labels"] + (["method_type"] if "method_type" in rows.columns else [])
+    facts = rows.groupby("method", sort=False)[columns].first()
+    types = {str(name): (str(name) if pd.isna(getattr(row, "method_type", None))
+                         else str(row.method_type)) for name, row in facts.iterrows()}
+    type_counts = pd.Series(list(types.values())).value_counts()
+    methods = []
+    for name, row in facts.iterrows():
+        name, method_type = str(name), types[str(name)]
+        renamed = (method_type != name and type_counts[method_type] == 1
+                   and method_type not in types)
+        methods.append(_Method(name, str(row.family), bool(row.uses_labels),
+                               method_type if renamed else name))
+    return _ordered(methods, method_order)
+
+
+def _ordered(methods: list[_Method], method_order: Sequence[str] | None) -> list[_Method]:
+    position = {name: index for index, name in enumerate(method_order or [])}
+    unknown = len(position)
+    family_rank: dict[str, int] = {}
+    for method in sorted(methods, key=lambda m: position.get(m.name, unknown)):
+        family_rank.setdefault(method.family, position.get(method.name, unknown))
+    return sorted(methods, key=lambda m: (m.uses_labels, family_rank[m.family], m.family.casefold(),
+                                          position.get(m.name, unknown), m.name.casefold()))
 
 
 class _TableBuilder:
     """Builds one table; holds the per-table state the row builders share."""
 
     def __init__(self, rows: pd.DataFrame, dataset: str, scenario: str, protocol: str,
-                 name: str, paper: bool, delta: bool, pair_order: PairOrder | None) -> None:
+                 name: str, paper: bool, delta: bool, pair_order: PairOrder | None,
+                 method_order: Sequence[str] | None = None) -> None:
         self.dataset, self.scenario, self.protocol, self.name = dataset, scenario, protocol, name
         self.metrics = SCENARIO_METRICS[scenario]
         self.rows = rows.assign(column=[pair_header(dataset, query, gallery)
@@ -159,7 +185,7 @@ class _TableBuilder:
         self.paper_rows = self._paper_rows(paper)
         self.pairs = _pair_columns(self.rows, self.paper_rows, dataset, pair_order)
         self.columns = [*self.pairs, AVG_COLUMN]
-        self.methods = _methods(self.rows)
+        self.methods = _methods(self.rows, method_order)
         self.done = self.rows[self.rows["status"] == "done"]
         self.markers = _Markers()
         self.notes: list[Footnote] = []
@@ -171,6 +197,8 @@ class _TableBuilder:
     def _paper_rows(self, wanted: bool) -> pd.DataFrame:
         """The paper's cells of this table with their column header; none unless wanted."""
         paper_rows = paper_results_for(self.dataset, self.scenario)
+        if "table" in paper_rows.columns:  # the ablation's variants belong to its own layout
+            paper_rows = paper_rows[paper_rows["table"] != "Table 4"]
         if not wanted:
             paper_rows = paper_rows.iloc[0:0]
         return paper_rows.assign(column=[
@@ -285,7 +313,7 @@ class _TableBuilder:
         paper_methods = list(dict.fromkeys(self.paper_rows["method"]))
         pairs: dict[str, str] = {}
         for method in self.methods:
-            matched = match_paper_method(method.name, paper_methods)
+            matched = match_paper_method(method.paper_name or method.name, paper_methods)
             if matched is not None:
                 pairs.setdefault(matched, method.name)
         return pairs
@@ -431,7 +459,8 @@ class _TableBuilder:
 
 
 def build_tables(records: pd.DataFrame, *, paper: bool = False, delta: bool = False,
-                 pair_order: PairOrder | None = None) -> list[Table]:
+                 pair_order: PairOrder | None = None, method_order: Sequence[str] | None = None,
+                 dataset_order: Sequence[str] | None = None) -> list[Table]:
     """One table per (dataset, scenario), split by protocol when several were used.
 
     Args:
@@ -442,6 +471,9 @@ def build_tables(records: pd.DataFrame, *, paper: bool = False, delta: bool = Fa
             matches by name (case-insensitive); implies ``paper``.
         pair_order: per dataset, the (query, gallery) pairs to put first, in this order
             (pairs listed but never run show as "–").
+        method_order: grid method names in the order rows should follow (families keep
+            their blocks, ordered by their first method); others follow alphabetically.
+        dataset_order: dataset names in the order tables should follow; others after, by name.
 
     Returns:
         Tables ordered by dataset, then scenario (closed, partial, open), then protocol.
@@ -456,6 +488,7 @@ def build_tables(records: pd.DataFrame, *, paper: bool = False, delta: bool = Fa
             selected = rows[(rows["protocol"] == protocol) | rows["protocol"].isna()]
             name = f"{dataset}_{scenario}" + (f"_{protocol}" if len(protocols) > 1 else "")
             tables.append(_TableBuilder(selected, dataset, scenario, protocol, name, paper,
-                                        delta, pair_order).build())
-    return sorted(tables, key=lambda table: (table.dataset, SCENARIOS.index(table.scenario),
-                                             table.protocol))
+                                        delta, pair_order, method_order).build())
+    rank = {name: index for index, name in enumerate(dataset_order or [])}
+    return sorted(tables, key=lambda table: (rank.get(table.dataset, len(rank)), table.dataset,
+                                             SCENARIOS.index(table.scenario), table.protocol))
