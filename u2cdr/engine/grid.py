@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from mmengine.config import Config
 
 from u2cdr.engine.frozen_mode import with_frozen_backbone
+from u2cdr.evaluation.protocols import protocol_cell_identity
 from u2cdr.methods.base import SCENARIOS
 from u2cdr.registry import (BACKBONES, DATASETS, METHODS, PROTOCOLS, ConfigError, build,
                             check_arguments, closest_name, lookup)
@@ -187,7 +188,9 @@ def cell_key(method_cfg: dict, dataset_cfg: dict, query: str, gallery: str, scen
         "method": _identity(_with_defaults(method_cfg, METHODS)),
         "dataset": _identity(_with_defaults(dataset_cfg, DATASETS)),
         "query": query, "gallery": gallery, "scenario": scenario, "seed": int(seed),
-        "protocol": _identity(_with_defaults(protocol_cfg, PROTOCOLS)),
+        # Search settings that cannot change an exact evaluation stay out of the key, so
+        # adding such a knob does not orphan every finished cell.
+        "protocol": _identity(protocol_cell_identity(_with_defaults(protocol_cfg, PROTOCOLS))),
     }
     canonical = json.dumps(identity, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -21,6 +21,7 @@ start at the uniform ``1/N`` and ``1/K`` as POT does, and stop when neither chan
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -28,7 +29,7 @@ import torch
 def unbalanced_sinkhorn(cost: torch.Tensor, row_mass: torch.Tensor, column_mass: torch.Tensor,
                         epsilon: float = 0.01, relaxation: float = 0.5, iterations: int = 1000,
                         tolerance: float = 1e-6) -> torch.Tensor:
-    """The plan ``Q [N, K]`` (float64) of KL-relaxed entropic OT; no gradient.
+    """The plan ``Q [N, K]`` (float64, on ``cost``'s device) of KL-relaxed entropic OT; no gradient.
 
     Args:
         cost: ``[N, K]`` transport costs (UniOT: negative cosine similarity).
@@ -49,20 +50,28 @@ def unbalanced_sinkhorn(cost: torch.Tensor, row_mass: torch.Tensor, column_mass:
     if epsilon <= 0 or relaxation <= 0 or iterations < 1 or tolerance < 0:
         raise ValueError(f"need epsilon > 0, relaxation > 0, iterations >= 1 and tolerance >= 0, got "
                          f"{epsilon}, {relaxation}, {iterations}, {tolerance}")
-    log_kernel = -cost.double() / epsilon
-    log_a = row_mass.double().log().to(log_kernel.device)
-    log_b = column_mass.double().log().to(log_kernel.device)
+    # NumPy, not torch: a thousand iterations of small element-wise ops run single-threaded in
+    # NumPy, while torch's intra-op threads spin at every op and slowed the loop 20× on a
+    # shared two-core machine (1.2 s with one thread, 24.6 s with two, N = 2300, K = 10).
+    log_kernel = -cost.detach().cpu().double().numpy() / epsilon
+    log_a = np.log(row_mass.detach().cpu().double().numpy())
+    log_b = np.log(column_mass.detach().cpu().double().numpy())
     exponent = relaxation / (relaxation + epsilon)
-    num_rows, num_columns = cost.shape
-    log_u = torch.full((num_rows,), -torch.log(torch.tensor(float(num_rows))).item(),
-                       dtype=torch.float64, device=log_kernel.device)
-    log_v = torch.full((num_columns,), -torch.log(torch.tensor(float(num_columns))).item(),
-                       dtype=torch.float64, device=log_kernel.device)
+    num_rows, num_columns = log_kernel.shape
+    log_u = np.full(num_rows, -np.log(num_rows))
+    log_v = np.full(num_columns, -np.log(num_columns))
     for _ in range(iterations):
-        new_u = exponent * (log_a - torch.logsumexp(log_kernel + log_v[None, :], dim=1))
-        new_v = exponent * (log_b - torch.logsumexp(log_kernel + new_u[:, None], dim=0))
-        change = max(float((new_u - log_u).abs().max()), float((new_v - log_v).abs().max()))
+        new_u = exponent * (log_a - _logsumexp(log_kernel + log_v[None, :], axis=1))
+        new_v = exponent * (log_b - _logsumexp(log_kernel + new_u[:, None], axis=0))
+        change = max(np.abs(new_u - log_u).max(), np.abs(new_v - log_v).max())
         log_u, log_v = new_u, new_v
         if change < tolerance:
             break
-    return torch.exp(log_u[:, None] + log_kernel + log_v[None, :])
+    plan = np.exp(log_u[:, None] + log_kernel + log_v[None, :])
+    return torch.from_numpy(plan).to(cost.device)
+
+
+def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
+    """``log Σ exp(values)`` along ``axis``, shifted by the maximum so nothing overflows."""
+    largest = values.max(axis=axis, keepdims=True)
+    return np.log(np.exp(values - largest).sum(axis=axis)) + largest.squeeze(axis)
