@@ -239,6 +239,7 @@ def command_show(args: argparse.Namespace) -> int:
 def command_table(args: argparse.Namespace) -> int:
     from u2cdr.tables import build_tables, load_records, render_latex, render_markdown
     from u2cdr.tables.ablation import build_ablation_table
+    from u2cdr.tables.export import order_from_grid
 
     if args.layout == "ablation" and args.delta:
         raise ConfigError("--delta works with --layout pairs only")
@@ -250,7 +251,9 @@ def command_table(args: argparse.Namespace) -> int:
             print(f"u2cdr: {error}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
     else:
-        tables = build_tables(records, paper=args.paper, delta=args.delta)
+        # The same order as the tables `u2cdr run` writes: the saved grid's methods and pairs.
+        tables = build_tables(records, paper=args.paper, delta=args.delta,
+                              **order_from_grid(args.work_dir))
     text = render_markdown(tables) if args.format == "md" else render_latex(tables)
     if args.out:
         Path(args.out).write_text(text)

@@ -48,6 +48,19 @@ def test_cell_key_ignores_locations_but_not_meaning(tmp_path: Path) -> None:
         {c.key for c in here if c.method == "pretrained"}
 
 
+def test_an_option_at_its_neutral_default_leaves_the_cell_key_unchanged() -> None:
+    # UEM's merge_threshold arrived after the digits results: 'global' (Eq. 9 as printed) is
+    # how UEM behaved before, so naming it keeps every key; 'local' is a new cell.
+    here = {c.key for c in expand_grid(load_grid_config(DEFAULT)) if c.method == "uem"}
+    named = expand_grid(load_grid_config(DEFAULT, {"method_library.uem.merge_threshold": "global"}))
+    assert {c.key for c in named if c.method == "uem"} == here
+    local = expand_grid(load_grid_config(DEFAULT, {"method_library.uem.merge_threshold": "local"}))
+    assert {c.key for c in local if c.method == "uem"}.isdisjoint(here)
+    detection = expand_grid(load_grid_config(
+        DEFAULT, {"method_library.uem.open_set_merge_threshold": "local"}))
+    assert {c.key for c in detection if c.method == "uem"}.isdisjoint(here)
+
+
 def test_unknown_top_level_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
     path = write_config(tmp_path, "methods=['instdisc']\ndatasets=['digits']\nseed=[2024]\n")
     with pytest.raises(ConfigError, match=r"unknown config key 'seed'.*Did you mean 'seeds'"):

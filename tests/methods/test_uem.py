@@ -52,6 +52,13 @@ def test_open_set_rule_flags_the_query_cluster_without_a_gallery_partner() -> No
     # cross-domain pair, so Eq. 9 merges nothing and every query is flagged.
     private_three, report_three = detect_private_uem(query, gallery, num_clusters=3, seed=0)
     assert report_three.num_merged == 0 and private_three.all()
+    # The local reading bounds each pair by its own members' nearest same-domain gaps: the
+    # unsplit gallery blob (10 from its neighbour) merges with its query cluster, the pair
+    # holding a split half stays bound by the halves' small gap.
+    private_local, report_local = detect_private_uem(query, gallery, num_clusters=3, seed=0,
+                                                     merge_threshold="local")
+    assert report_local.num_merged == 1
+    assert private_local[90 - 30:].all() and private_local.sum() == 60
 
 
 def test_distance_threshold_is_the_largest_cross_domain_delta_of_the_merged_pair() -> None:
@@ -196,6 +203,10 @@ def test_bad_options_are_named() -> None:
         _build(matching="knn")
     with pytest.raises(ConfigError, match="'ramp'.*constant, dann"):
         _build(grl_schedule="ramp")
+    with pytest.raises(ConfigError, match="'median'.*global, local"):
+        _build(open_set_merge_threshold="median")
+    assert _build(merge_threshold="local").options["open_set_merge_threshold"] == "local"
+    assert "NOT the paper" in _build(merge_threshold="local").describe()["gaps"]["merge"]
     with pytest.raises(ConfigError, match="uem_wo_sn2m.matching: unknown key"):
         build(METHODS, {**TINY, "type": "uem_wo_sn2m", "matching": "sn2m"}, "uem_wo_sn2m")
 

@@ -126,3 +126,23 @@ def test_elbow_range_shrinks_to_small_domains_only() -> None:
     assert fit_elbow_range(ElbowSettings(100, 300, 25), 40) == (1, 40, 19)
     assert fit_elbow_range(ElbowSettings(2, None, 1), 500) == (2, 100, 1)
     assert fit_elbow_range(ElbowSettings(10, 30, 5), 20) == (10, 20, 5)
+
+
+def test_local_threshold_merges_a_pair_that_the_global_minimum_refuses() -> None:
+    # A holds two sub-clusters of one class 1 apart (A0, A1) and a third prototype A2 at (0, 10);
+    # B0 sits 3 from A2. Eq. 9 as printed bounds every pair by the smallest gap anywhere (1), so
+    # nothing merges; the local reading bounds (A2, B0) by A2's nearest A gap (10) and B0's nearest
+    # B gap (sqrt(30² + 13²) = 32.7), so it merges, while (A0, ·) and (A1, ·) stay bound by 1.
+    prototypes_a = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 10.0]])
+    prototypes_b = np.array([[0.0, 13.0], [30.0, 0.0], [0.0, -30.0]])
+    zero = np.zeros(2)
+    printed = unify_prototypes(prototypes_a, prototypes_b, zero, zero)
+    local = unify_prototypes(prototypes_a, prototypes_b, zero, zero, merge_threshold="local")
+    assert printed.num_merged == 0 and printed.threshold == pytest.approx(1.0)
+    np.testing.assert_allclose(printed.pair_thresholds, [1.0, 1.0, 1.0])
+    assert local.merged_pairs.tolist() == [[2, 0]]
+    np.testing.assert_allclose(local.pair_thresholds[2], 10.0)
+    np.testing.assert_allclose(local.pair_thresholds[:2], [1.0, 1.0])
+    np.testing.assert_allclose(local.merged_a[2], [0.0, 11.5])
+    with pytest.raises(ValueError, match="merge_threshold must be one of global, local"):
+        unify_prototypes(prototypes_a, prototypes_b, zero, zero, merge_threshold="median")

@@ -165,6 +165,27 @@ def test_open_tables_note_each_methods_false_reject_rate(make_records) -> None:
     assert not any(note.text.startswith("False-reject") for note in closed.footnotes)
 
 
+def test_a_detector_no_better_than_chance_is_shown_but_not_ranked_on_accuracy(make_records) -> None:
+    # One pair. "all" flags every query (acc 100, FRR 100), "none" flags nothing (0 / 0); "some"
+    # and "few" find 60 % / 30 % of the private queries at 10 % / 5 % false rejects: they alone
+    # are ranked on accuracy, although "all" has the larger number; mAP ranks all as usual.
+    open_cell = dict(scenario="open")
+    rows = []
+    for method, m_ap, accuracy, rate in (("all", 50.0, 100.0, 100.0), ("none", 45.0, 0.0, 0.0),
+                                          ("some", 40.0, 60.0, 10.0), ("few", 30.0, 30.0, 5.0)):
+        rows += [dict(open_cell, method=method, metric="map_all", value=m_ap),
+                 dict(open_cell, method=method, metric="open_set_acc", value=accuracy),
+                 dict(open_cell, method=method, metric="false_reject_rate", value=rate)]
+    table = build_tables(make_records(*rows))[0]
+    cell = lambda method: _cell(table, method, "mnist→uci").parts  # noqa: E731
+    assert [part.emphasis for part in cell("all")] == ["best", None]
+    assert [part.emphasis for part in cell("none")] == ["second", None]
+    assert [part.emphasis for part in cell("some")] == [None, "best"]
+    assert [part.emphasis for part in cell("few")] == [None, "second"]
+    note = next(n.text for n in table.footnotes if n.text.startswith("False-reject rate"))
+    assert note.endswith("no better than flagging at random); on Avg: all, none.")
+
+
 def test_open_set_only_flags_are_footnoted_in_open_tables_only(make_records) -> None:
     flags = json.dumps({"private_detection": "classifier", "num_clusters": "oracle"})
     tables = build_tables(make_records(dict(flags=flags), dict(scenario="open", flags=flags)))

@@ -158,13 +158,20 @@ def resolve_datasets(cfg: Config) -> list[tuple[str, dict, list[tuple[str, str]]
 
 
 def _with_defaults(cfg: dict, registry) -> dict:
-    """``cfg`` with the class's signature defaults filled in (nested components too)."""
+    """``cfg`` with the class's signature defaults filled in (nested components too).
+
+    Options a class lists in ``neutral_defaults`` are left out while they hold that value
+    (options added later, at the value that reproduces the earlier behaviour).
+    """
     cls = lookup(registry, cfg["type"], "cell")
     resolved: dict[str, Any] = {}
     for parameter in inspect.signature(cls).parameters.values():
         if parameter.default is not inspect.Parameter.empty and parameter.name != "device":
             resolved[parameter.name] = parameter.default
     resolved.update(cfg)
+    for name, value in getattr(cls, "neutral_defaults", {}).items():
+        if name in resolved and resolved[name] == value:
+            del resolved[name]
     for key, nested_registry in NESTED_REGISTRIES.items():
         if isinstance(resolved.get(key), dict) and "type" in resolved[key]:
             resolved[key] = _with_defaults(resolved[key], nested_registry)

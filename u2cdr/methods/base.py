@@ -36,6 +36,10 @@ class Method:
             ``u2cdr.engine.distributed``); a cell launched with ``WORLD_SIZE > 1`` for any other
             method fails with a message. It belongs to a training loop, so a subclass that
             defines its own ``fit`` does not inherit it and must declare it again.
+        neutral_defaults: options added after results existed, each with the value that
+            reproduces the behaviour from before it existed. At that value an option stays
+            out of the cell key (``u2cdr.engine.grid.cell_key``), so adding it does not orphan
+            every finished cell of the method; any other value is a new cell as usual.
     """
 
     supports: ClassVar[frozenset[str]] = frozenset(SCENARIOS)
@@ -45,6 +49,7 @@ class Method:
     trains: ClassVar[bool] = True
     needs_images: ClassVar[str | None] = None
     supports_ddp: ClassVar[bool] = False
+    neutral_defaults: ClassVar[dict[str, object]] = {}
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -49,7 +49,7 @@ from u2cdr.models.encoder import EMBEDDINGS, Encoder, describe_encoder, embed_lo
 from u2cdr.models.grl import dann_coefficient
 from u2cdr.models.memory_bank import MomentumMemoryBank
 from u2cdr.models.momentum import momentum_copy
-from u2cdr.models.prototypes import ElbowSettings
+from u2cdr.models.prototypes import MERGE_THRESHOLDS, ElbowSettings
 from u2cdr.registry import BACKBONES, METHODS, build
 
 logger = logging.getLogger("u2cdr")
@@ -76,6 +76,14 @@ def center_domain(features: np.ndarray) -> np.ndarray:
     centered = features - features.mean(axis=0, keepdims=True)
     return (centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
             ).astype(np.float32)
+
+
+def _merge_reading(merge_threshold: str) -> str:
+    """How a record names the Eq. 9 reading in force."""
+    if merge_threshold == "global":
+        return "one threshold, the smallest intra-domain prototype gap (as printed)"
+    return ("per-pair threshold, the pair's own nearest same-domain gaps (NOT the paper's "
+            "global minimum)")
 
 
 def _choice(value: Any, name: str, choices: tuple) -> Any:
@@ -105,6 +113,9 @@ class UEM(Method):
         kmeans_niter: Lloyd iterations of each K-means.
         merge_prototypes: Eq. 9 merging (False: ablation "w/o P.M.").
         merge_scale: multiplier of Eq. 9's threshold (1.0 = the paper's condition).
+        merge_threshold: 'global' (Eq. 9 as printed: every pair against the smallest
+            prototype gap inside either domain) or 'local' (not the paper: each pair against
+            its own members' nearest same-domain gaps) [a reading of Eq. 9; ``unify_prototypes``].
         normalize_logit_prototypes: normalised centroids in dot-product logits [GAP §8.4].
         use_sel: SEL term (False: ablation "w/o SEL").
         sel_detach_weights: stop SEL's gradient through its softmax weights [GAP §8.8].
@@ -126,6 +137,7 @@ class UEM(Method):
         open_set_elbow_k_range: ``(k_min, k_max, k_step)`` of the detector's Elbow search;
             None reuses training's (the paper has one Elbow method) [GAP §2.4].
         open_set_merge_scale: Eq. 9 multiplier at detection; None reuses ``merge_scale``.
+        open_set_merge_threshold: Eq. 9 reading at detection; None reuses ``merge_threshold``.
         clustering_threads: faiss OpenMP threads while clustering (None: faiss's own).
         device, num_workers: as every method.
     """
@@ -133,6 +145,9 @@ class UEM(Method):
     family: ClassVar[str] = "cross-domain retrieval"
     distance: ClassVar[str] = "euclidean"
     trains: ClassVar[bool] = True
+    # Added after the digits results; at these values UEM behaves as before (Eq. 9 as printed).
+    neutral_defaults: ClassVar[dict[str, object]] = {"merge_threshold": "global",
+                                                     "open_set_merge_threshold": None}
 
     def __init__(self, backbone: dict, head: str = "mlp", low_dim: int = 128,
                  idse_epochs: int = 100, cdsm_epochs: int = 50, batch_size: int = 64,
@@ -144,6 +159,7 @@ class UEM(Method):
                  elbow_criterion: str = "kneedle", elbow_every: int = 1,
                  cluster_start_alpha: float = 0.0, kmeans_niter: int = 20,
                  merge_prototypes: bool = True, merge_scale: float = 1.0,
+                 merge_threshold: str = "global",
                  normalize_logit_prototypes: bool = True, use_sel: bool = True,
                  sel_detach_weights: bool = False, use_spr: bool = True, matching: str = "sn2m",
                  sn2m_negatives: str = "bank",
@@ -152,7 +168,8 @@ class UEM(Method):
                  embedding: str = "head", retrieval_space: str = "raw",
                  open_set_num_clusters: str | int = "elbow",
                  open_set_elbow_k_range: tuple[int, int, int] | None = None,
-                 open_set_merge_scale: float | None = None, clustering_threads: int | None = 1,
+                 open_set_merge_scale: float | None = None,
+                 open_set_merge_threshold: str | None = None, clustering_threads: int | None = 1,
                  device: str = "cpu", num_workers: int = 0) -> None:
         # Every argument except the run-time ones, as describe() records them.
         self.options = {name: value for name, value in locals().items()
@@ -160,6 +177,11 @@ class UEM(Method):
         self.options["cdsm_lr"] = lr if cdsm_lr is None else cdsm_lr
         self.options["open_set_merge_scale"] = (merge_scale if open_set_merge_scale is None
                                                 else open_set_merge_scale)
+        self.options["open_set_merge_threshold"] = (merge_threshold
+                                                    if open_set_merge_threshold is None
+                                                    else open_set_merge_threshold)
+        for name in ("merge_threshold", "open_set_merge_threshold"):
+            _choice(self.options[name], name, MERGE_THRESHOLDS)
         _choice(embedding, "embedding", EMBEDDINGS)
         _choice(retrieval_space, "retrieval_space", RETRIEVAL_SPACES)
         _choice(matching, "matching", MATCHINGS)
@@ -189,7 +211,7 @@ class UEM(Method):
             *open_set_elbow_k_range, criterion=elbow_criterion, niter=kmeans_niter)
         self.prototypes = PrototypeBuilder(
             num_clusters=num_clusters, elbow=self.elbow, elbow_every=elbow_every,
-            merge=merge_prototypes, merge_scale=merge_scale,
+            merge=merge_prototypes, merge_scale=merge_scale, merge_threshold=merge_threshold,
             normalize_logit_prototypes=normalize_logit_prototypes, kmeans_niter=kmeans_niter,
             seed=self.seed, threads=clustering_threads)
         self.num_workers = num_workers
@@ -382,7 +404,8 @@ class UEM(Method):
             private, report = detect_private_uem(
                 query_features, gallery_features,
                 num_clusters=self.options["open_set_num_clusters"], elbow=self.open_set_elbow,
-                seed=self.seed, merge_scale=self.options["open_set_merge_scale"])
+                seed=self.seed, merge_scale=self.options["open_set_merge_scale"],
+                merge_threshold=self.options["open_set_merge_threshold"])
         self.open_set_report = report.as_dict()
         return private
 
@@ -423,7 +446,8 @@ class UEM(Method):
             "alpha": "Eq. 10 with e = 0-based IDSE epoch, constant within an epoch",
             "pnce_positive": "own cluster's slot in P^{X'} (merged average if merged); the other "
                              "domain's unmerged translated prototypes are negatives (§8.7)",
-            "merge": f"Eq. 9 strict '<', threshold x {opt['merge_scale']}; merging "
+            "merge": f"Eq. 9 strict '<', {_merge_reading(opt['merge_threshold'])} "
+                     f"x {opt['merge_scale']}; merging "
                      f"{'on' if opt['merge_prototypes'] else 'off (IDSE uses own prototypes only)'}",
             "sel_weights": f"detached={opt['sel_detach_weights']} (§8.8)",
             "adversarial": f"gradient reversal, {opt['grl_schedule']} coefficient "
@@ -447,7 +471,8 @@ class UEM(Method):
             "open_set": f"App. B.1 on retrieval features, counts {opt['open_set_num_clusters']!r} "
                         f"(Elbow k in [{self.open_set_elbow.k_min}, {self.open_set_elbow.k_max}] "
                         f"step {self.open_set_elbow.k_step}), Eq. 9 threshold x "
-                        f"{opt['open_set_merge_scale']}, merging always on; query private if its "
+                        f"{opt['open_set_merge_scale']} ({opt['open_set_merge_threshold']}), "
+                        "merging always on; query private if its "
                         "nearest prototype is unmerged or min δ > D_c",
         }
 

@@ -95,8 +95,8 @@ class OpenSetReport:
 
 def detect_private_uem(query_features: np.ndarray, gallery_features: np.ndarray, *,
                        num_clusters: str | int = "elbow", elbow: ElbowSettings = ElbowSettings(),
-                       seed: int = 0, merge_scale: float = 1.0, chunk_size: int = 1024
-                       ) -> tuple[np.ndarray, OpenSetReport]:
+                       seed: int = 0, merge_scale: float = 1.0, merge_threshold: str = "global",
+                       chunk_size: int = 1024) -> tuple[np.ndarray, OpenSetReport]:
     """App. B.1: flag query-private queries from merged cross-domain prototypes.
 
     Args:
@@ -106,6 +106,7 @@ def detect_private_uem(query_features: np.ndarray, gallery_features: np.ndarray,
         elbow: the Elbow search range.
         seed: K-means seed.
         merge_scale: Eq. 9 threshold multiplier (1.0 = the paper).
+        merge_threshold: 'global' (Eq. 9 as printed) or 'local' (``unify_prototypes``).
         chunk_size: rows per block of the δ computations (memory only).
 
     Returns:
@@ -122,7 +123,7 @@ def detect_private_uem(query_features: np.ndarray, gallery_features: np.ndarray,
     gallery_clusters = cluster_domain(gallery, counts[1], seed=seed)
     structure = unify_prototypes(query_clusters.centroids, gallery_clusters.centroids,
                                  query.mean(0), gallery.mean(0), merge=True,
-                                 merge_scale=merge_scale)
+                                 merge_scale=merge_scale, merge_threshold=merge_threshold)
     private, thresholds = private_queries(query, gallery, query_clusters.assignments,
                                           gallery_clusters.assignments, structure.merged_pairs,
                                           structure.prototypes_a.shape[0], chunk_size)

@@ -117,6 +117,8 @@ class PrototypeBuilder:
         merge: merge prototypes (False: the "w/o P.M." ablation; IDSE then uses each
             domain's own prototypes only).
         merge_scale: Eq. 9 threshold multiplier (1.0 = the paper).
+        merge_threshold: 'global' (Eq. 9 as printed) or 'local' (each pair against its own
+            members' nearest same-domain gaps; see ``unify_prototypes``).
         normalize_logit_prototypes: use L2-normalised centroids in dot-product logits.
         kmeans_niter: Lloyd iterations of the per-epoch K-means.
         seed: base K-means seed; epoch ``e`` uses ``seed + e``.
@@ -125,12 +127,14 @@ class PrototypeBuilder:
 
     def __init__(self, *, num_clusters: str | int, elbow: ElbowSettings, elbow_every: int,
                  merge: bool, merge_scale: float, normalize_logit_prototypes: bool,
-                 kmeans_niter: int, seed: int, threads: int | None = 1) -> None:
+                 kmeans_niter: int, seed: int, threads: int | None = 1,
+                 merge_threshold: str = "global") -> None:
         self.num_clusters = num_clusters
         self.elbow = elbow
         self.elbow_every = elbow_every
         self.merge = merge
         self.merge_scale = merge_scale
+        self.merge_threshold = merge_threshold
         self.normalize_logit_prototypes = normalize_logit_prototypes
         self.kmeans_niter = kmeans_niter
         self.seed = seed
@@ -162,7 +166,8 @@ class PrototypeBuilder:
                                       niter=self.kmeans_niter) for d in DOMAINS}
         structure = unify_prototypes(clusters["A"].centroids, clusters["B"].centroids,
                                      features["A"].mean(0), features["B"].mean(0),
-                                     merge=self.merge, merge_scale=self.merge_scale)
+                                     merge=self.merge, merge_scale=self.merge_scale,
+                                     merge_threshold=self.merge_threshold)
         domains = {d: self._domain_tensors(structure, clusters[d], d, device) for d in DOMAINS}
         return EpochPrototypes(structure, clusters, domains)
 

@@ -50,6 +50,20 @@ def translate_prototypes(prototypes: np.ndarray, source_mean: np.ndarray,
                                                        - np.asarray(source_mean, dtype=np.float64))
 
 
+MERGE_THRESHOLDS = ("global", "local")
+
+
+def nearest_prototype_gaps(prototypes: np.ndarray) -> np.ndarray:
+    """``[K]`` each prototype's distance to its nearest other prototype of the same domain.
+
+    ``inf`` for a lone prototype (nothing limits it), as ``min_inter_prototype_distance``.
+    """
+    prototypes = _as_matrix(prototypes, "prototypes")
+    distances = pairwise_euclidean(prototypes, prototypes)
+    np.fill_diagonal(distances, np.inf)
+    return distances.min(1)
+
+
 def min_inter_prototype_distance(prototypes: np.ndarray) -> float:
     """``min_{i≠j} d(p_i, p_j)`` inside one domain; ``inf`` for a single prototype.
 
@@ -89,7 +103,11 @@ class UnifiedPrototypes:
         prototypes_a, prototypes_b: ``[K_A, D]``, ``[K_B, D]`` the domains' own prototypes.
         shift: ``[D]`` ``M̄_A − M̄_B``, the Eq. 8 translation from B to A.
         merged_pairs: ``[C⊕, 2]`` (A cluster, B cluster) of every merged pair.
-        threshold: Eq. 9's right-hand side (times ``merge_scale``).
+        threshold: Eq. 9's right-hand side (times ``merge_scale``), the smallest gap inside
+            either domain; with ``merge_threshold='local'`` it is recorded but not used.
+        pair_thresholds: ``[min(K_A, K_B)]`` the bound each Hungarian pair (rows ascending)
+            was tested against: ``threshold`` for every pair ('global'), or the pair's own
+            members' nearest same-domain gaps ('local').
         merged_a: ``[K̃, D]`` ``P^{A'}`` in A's space; ``merged_b``: ``[K̃, D]`` ``P^{B'}``.
         a_in_a, b_in_a: ``[K_A]`` / ``[K_B]`` index of each A / B cluster in ``P^{A'}``.
         b_in_b, a_in_b: ``[K_B]`` / ``[K_A]`` index of each B / A cluster in ``P^{B'}``.
@@ -101,6 +119,7 @@ class UnifiedPrototypes:
     shift: np.ndarray
     merged_pairs: np.ndarray
     threshold: float
+    pair_thresholds: np.ndarray
     merged_a: np.ndarray
     merged_b: np.ndarray
     a_in_a: np.ndarray
@@ -147,8 +166,8 @@ class PrototypeView:
 
 
 def unify_prototypes(prototypes_a: np.ndarray, prototypes_b: np.ndarray, mean_a: np.ndarray,
-                     mean_b: np.ndarray, *, merge: bool = True, merge_scale: float = 1.0
-                     ) -> UnifiedPrototypes:
+                     mean_b: np.ndarray, *, merge: bool = True, merge_scale: float = 1.0,
+                     merge_threshold: str = "global") -> UnifiedPrototypes:
     """Eqs. 8–9: translate, Hungarian-match, merge; build ``P^{A'}`` and ``P^{B'}``.
 
     Args:
@@ -156,10 +175,20 @@ def unify_prototypes(prototypes_a: np.ndarray, prototypes_b: np.ndarray, mean_a:
         mean_a, mean_b: ``[D]`` bank means ``M̄_A``, ``M̄_B``.
         merge: False keeps every pair apart (``C⊕ = 0``; the sets are plain unions).
         merge_scale: multiplies Eq. 9's threshold; 1.0 is the paper's condition.
+        merge_threshold: 'global' is Eq. 9 as printed: a matched pair (c, c') is merged iff
+            ``d(p^A_c, p^{B→A}_{c'}) < merge_scale · min(min_{i≠j} d(p^A_i, p^A_j),
+            min_{i≠j} d(p^B_i, p^B_j))``, one bound for all pairs, the smallest gap anywhere.
+            'local' (not the paper) bounds each pair by its own members' nearest neighbours:
+            ``< merge_scale · min(min_{j≠c} d(p^A_c, p^A_j), min_{j≠c'} d(p^B_{c'}, p^B_j))``,
+            "the partners are closer to each other than either is to any prototype of its own
+            domain". Why it exists: with more clusters than classes the global minimum is the
+            gap between two sub-clusters of one class, which no cross-domain pair undercuts —
+            on the supervised oracle's digits features (shared mAP 99) Eq. 9 as printed merged
+            nothing for k = 10…300 (benchmarks/analysis/open_set_rules.py).
 
     Returns:
         ``UnifiedPrototypes``; a matched pair is merged iff its distance is *strictly* below
-        ``merge_scale · min(min_{i≠j} d(p^A_i, p^A_j), min_{i≠j} d(p^B_i, p^B_j))``.
+        its bound.
     """
     prototypes_a = _as_matrix(prototypes_a, "prototypes_a")
     prototypes_b = _as_matrix(prototypes_b, "prototypes_b")
@@ -168,12 +197,20 @@ def unify_prototypes(prototypes_a: np.ndarray, prototypes_b: np.ndarray, mean_a:
                          f"{prototypes_b.shape[1]}")
     if merge_scale <= 0:
         raise ValueError(f"merge_scale must be positive, got {merge_scale}")
+    if merge_threshold not in MERGE_THRESHOLDS:
+        raise ValueError(f"merge_threshold must be one of {', '.join(MERGE_THRESHOLDS)}, "
+                         f"got {merge_threshold!r}")
     shift = np.asarray(mean_a, dtype=np.float64) - np.asarray(mean_b, dtype=np.float64)
     b_to_a = prototypes_b + shift
     threshold = merge_scale * min(min_inter_prototype_distance(prototypes_a),
                                   min_inter_prototype_distance(prototypes_b))
     rows, cols, distances = match_prototypes(prototypes_a, b_to_a)
-    keep = distances < threshold if merge else np.zeros(len(rows), dtype=bool)
+    if merge_threshold == "global":
+        pair_thresholds = np.full(len(rows), threshold)
+    else:
+        pair_thresholds = merge_scale * np.minimum(nearest_prototype_gaps(prototypes_a)[rows],
+                                                   nearest_prototype_gaps(prototypes_b)[cols])
+    keep = distances < pair_thresholds if merge else np.zeros(len(rows), dtype=bool)
     merged_pairs = np.stack([rows[keep], cols[keep]], axis=1).reshape(-1, 2)
 
     num_a, num_b = len(prototypes_a), len(prototypes_b)
@@ -202,8 +239,8 @@ def unify_prototypes(prototypes_a: np.ndarray, prototypes_b: np.ndarray, mean_a:
     a_in_b[merged_pairs[:, 0]] = merged_pairs[:, 1]
 
     return UnifiedPrototypes(prototypes_a, prototypes_b, shift, merged_pairs.astype(np.int64),
-                             float(threshold), merged_a, merged_b, a_in_a, b_in_a, b_in_b, a_in_b,
-                             is_merged_a, is_merged_b)
+                             float(threshold), pair_thresholds, merged_a, merged_b, a_in_a,
+                             b_in_a, b_in_b, a_in_b, is_merged_a, is_merged_b)
 
 
 @dataclass(frozen=True)

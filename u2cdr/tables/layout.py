@@ -233,12 +233,41 @@ class _TableBuilder:
         ranked = [method.name for method in self.methods if not method.uses_labels]
         emphasis = {}
         for column in self.columns:
+            at_chance = self._at_chance(column)
             for metric in self.metrics:
-                means = {name: self._mean(name, column, metric) for name in ranked}
+                means = {name: self._mean(name, column, metric) for name in ranked
+                         if not (metric == "open_set_acc" and name in at_chance)}
                 for name, mark in rank_emphasis(
                         means, lower_is_better=metric in LOWER_IS_BETTER).items():
                     emphasis[(name, column, metric)] = mark
         return emphasis
+
+    def _false_reject_means(self) -> pd.Series:
+        """(method, column) → mean false-reject rate over seeds (Avg: mean over pairs)."""
+        rates = self.done[self.done["metric"] == "false_reject_rate"]
+        per_pair = rates.groupby(["method", "column"])["value"].mean()
+        averages = per_pair.groupby(level="method").mean()
+        averages.index = pd.MultiIndex.from_arrays(
+            [averages.index, [AVG_COLUMN] * len(averages)], names=["method", "column"])
+        return pd.concat([per_pair, averages])
+
+    def _at_chance(self, column: str) -> set[str]:
+        """Rows whose detector is no better than chance in ``column``: FRR ≥ accuracy.
+
+        A detector that flags shared queries at least as often as private ones (flagging all,
+        or at random) would otherwise be bolded for its accuracy; the open-set accuracy of
+        such a row is shown but not ranked.
+        """
+        if self.scenario != "open":
+            return set()
+        rates = self._false_reject_means()
+        found = set()
+        for method in self.methods:
+            accuracy = self._mean(method.name, column, "open_set_acc")
+            rate = rates.get((method.name, column))
+            if accuracy is not None and rate is not None and rate >= accuracy:
+                found.add(method.name)
+        return found
 
     # ---- our rows ------------------------------------------------------------------------
     def _our_rows(self) -> tuple[list[Cell], list[list[Cell]], list[str]]:
@@ -384,9 +413,14 @@ class _TableBuilder:
         per_pair = rates.groupby(["method", "column"])["value"].mean()
         listed = [f"{method.name} {format_number(float(per_pair[method.name].mean()))}"
                   for method in self.methods if method.name in per_pair.index.get_level_values(0)]
+        chance_rows = self._at_chance(AVG_COLUMN)
+        at_chance = [method.name for method in self.methods if method.name in chance_rows]
+        unranked = (f" Open-set accuracy is not ranked where the false-reject rate is at least "
+                    f"as high (no better than flagging at random); on Avg: {', '.join(at_chance)}."
+                    if at_chance else "")
         self.notes.append(Footnote(None, "False-reject rate (% of shared-class queries flagged "
                                          "private; lower is better), mean over pairs: "
-                                         f"{', '.join(listed)}."))
+                                         f"{', '.join(listed)}.{unranked}"))
 
     def _paper_notes(self) -> None:
         if self.paper_rows.empty:

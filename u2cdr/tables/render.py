@@ -67,14 +67,40 @@ def _title(table: Table) -> str:
             f"(protocol {table.protocol})")
 
 
+def group_name(group: str) -> str:
+    """The block a row belongs to as a reader names it: the family, 'oracle', 'paper'."""
+    kind, _, family = group.partition("/")
+    if kind == "oracle":
+        return "oracle (uses labels)" if family in ("", "oracle") else f"{family} (uses labels)"
+    return family or kind
+
+
+def _family_column(groups: list[str]) -> list[str] | None:
+    """Each block's name on its first row (blank below it); None without two method families.
+
+    Markdown has no rules between rows, so the family grouping LaTeX draws as rules between
+    row groups is spelled out in a first column, as the paper's tables label their baseline
+    groups. Layouts whose blocks are not families (the ablation: ours, paper) keep theirs.
+    """
+    if len({group for group in groups if "/" in group}) < 2:
+        return None
+    return [group_name(group) if index == 0 or group != groups[index - 1] else ""
+            for index, group in enumerate(groups)]
+
+
 def markdown_table(table: Table) -> str:
     """One table: heading, pandoc-style ``Table:`` caption, the grid, then its notes."""
-    body = pd.DataFrame(
-        [[_markdown_cell(label), *map(_markdown_cell, row)]
-         for label, row in zip(table.row_labels, table.cells)],
-        columns=["Method", *map(markdown_escape, table.columns)])
+    family = _family_column(list(table.row_groups))
+    rows = [[_markdown_cell(label), *map(_markdown_cell, row)]
+            for label, row in zip(table.row_labels, table.cells)]
+    columns = ["Method", *map(markdown_escape, table.columns)]
+    if family is not None:
+        rows = [[markdown_escape(name), *row] for name, row in zip(family, rows)]
+        columns = ["Family", *columns]
+    body = pd.DataFrame(rows, columns=columns)
     grid = body.to_markdown(index=False, disable_numparse=True,
-                            colalign=("left",) + ("center",) * len(table.columns))
+                            colalign=("left",) * (len(columns) - len(table.columns))
+                            + ("center",) * len(table.columns))
     notes = [f"- {f'<sup>{note.marker}</sup> ' if note.marker else ''}{markdown_escape(note.text)}"
              for note in table.footnotes]
     blocks = [f"### {_title(table)}", f"Table: {markdown_escape(table.caption)}", grid]
