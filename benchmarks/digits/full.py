@@ -3,7 +3,7 @@
 _base_ = ['../_base_/datasets/digits.py', '../_base_/methods/digits.py']
 
 methods = ['pretrained', 'instdisc', 'cds', 'pcs', 'darl', 'dn2a', 'ucdir', 'coda', 'dgdir',
-           'protoot', 'uem', 'simclr', 'moco_v2', 'pcl', 'dann', 'cdan', 'supervised_oracle',
+           'protoot', 'uem', 'simclr', 'moco_v2', 'pcl', 'dann', 'cdan', 'mdd', 'supervised_oracle',
            'ovanet', 'dance', 'uniot']
 datasets = [
     dict(type='digits', pairs=[('mnist', 'uci'), ('uci', 'mnist'), ('mnist', 'printed'),
