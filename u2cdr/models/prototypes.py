@@ -70,12 +70,7 @@ def min_inter_prototype_distance(prototypes: np.ndarray) -> float:
     With one prototype the minimum over an empty set is taken as +∞, so that domain puts no
     limit on Eq. 9 and the other domain's gap decides.
     """
-    prototypes = _as_matrix(prototypes, "prototypes")
-    if len(prototypes) < 2:
-        return float("inf")
-    distances = pairwise_euclidean(prototypes, prototypes)
-    np.fill_diagonal(distances, np.inf)
-    return float(distances.min())
+    return float(nearest_prototype_gaps(prototypes).min())
 
 
 def match_prototypes(prototypes: np.ndarray, translated_other: np.ndarray

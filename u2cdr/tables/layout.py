@@ -191,6 +191,7 @@ class _TableBuilder:
         self.notes: list[Footnote] = []
         self.summaries = self._summaries()
         self.averages = self._averages()
+        self.false_rejects = self._false_reject_means()
         self.delta_pairs = self._delta_pairs() if delta else {}
 
     # ---- numbers -------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class _TableBuilder:
         """
         if self.scenario != "open":
             return set()
-        rates = self._false_reject_means()
+        rates = self.false_rejects
         found = set()
         for method in self.methods:
             accuracy = self._mean(method.name, column, "open_set_acc")
@@ -407,12 +408,11 @@ class _TableBuilder:
         Open-set accuracy alone rewards flagging every query (100 %); the share of shared-class
         queries wrongly flagged says whether a detector does better than that.
         """
-        rates = self.done[self.done["metric"] == "false_reject_rate"]
-        if self.scenario != "open" or rates.empty:
+        if self.scenario != "open" or self.false_rejects.empty:
             return
-        per_pair = rates.groupby(["method", "column"])["value"].mean()
-        listed = [f"{method.name} {format_number(float(per_pair[method.name].mean()))}"
-                  for method in self.methods if method.name in per_pair.index.get_level_values(0)]
+        averages = {method.name: float(self.false_rejects[(method.name, AVG_COLUMN)])
+                    for method in self.methods if (method.name, AVG_COLUMN) in self.false_rejects}
+        listed = [f"{name} {format_number(rate)}" for name, rate in averages.items()]
         chance_rows = self._at_chance(AVG_COLUMN)
         at_chance = [method.name for method in self.methods if method.name in chance_rows]
         unranked = (f" Open-set accuracy is not ranked where the false-reject rate is at least "
